@@ -1,0 +1,40 @@
+# speech2video: the two commands a user needs are `make course` and `make test`.
+# Both set everything up on first use (system package espeak-ng, .venv with pinned packages).
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PROFILE ?= course
+RUN     ?= runs/$(PROFILE)
+# CORPUS: an existing corpus folder (e.g. an ingested CREMA-D); empty = generate SynthTalk in the run
+CORPUS  ?=
+STAMP   := $(VENV)/.s2v-installed
+
+.PHONY: setup course test test-fast bench clean-runs help
+
+help:
+	@echo "make course [PROFILE=smoke|course|paper] [RUN=runs/NAME] [CORPUS=DIR]  run notebooks 01-06 in order"
+	@echo "make test                                                          install if needed, run the whole suite"
+	@echo "make test-fast                                                     library tests only (no notebooks)"
+	@echo "make bench                                                         print the benchmarks' figures"
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	VENV=$(VENV) PYTHON=$(PYTHON) bash scripts/setup.sh
+	@touch $@
+
+setup: $(STAMP)
+
+course: $(STAMP)
+	$(PY) -m s2v_lib course --profile $(PROFILE) --run $(RUN) $(if $(CORPUS),--corpus $(CORPUS))
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not notebooks"
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_synthtalk.py
+
+clean-runs:
+	rm -rf runs/

@@ -1,0 +1,161 @@
+"""Configuration: dataclasses, the named profiles (smoke, course, paper), seeding and device.
+
+A profile is a preset of every knob the course uses. Notebooks take a profile name as a
+papermill parameter and may override single fields::
+
+    cfg = get_profile("smoke", corpus={"n_speakers": 12})
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: The shared emotion vocabulary (CREMA-D's six). Real corpora are mapped onto it.
+EMOTIONS: tuple[str, ...] = ("anger", "disgust", "fear", "happy", "neutral", "sad")
+#: Intensities, as CREMA-D names its levels.
+INTENSITIES: tuple[str, ...] = ("low", "medium", "high")
+#: The three speaker pools of METHOD.md.
+POOLS: tuple[str, ...] = ("A", "B", "C")
+
+
+@dataclass
+class CorpusConfig:
+    """How SynthTalk makes a corpus."""
+
+    n_speakers: int = 24
+    clips_per_speaker: int = 36
+    n_sentences: int = 40
+    resolution: int = 64  # face crop side in pixels; a multiple of 8
+    fps: int = 25
+    sample_rate: int = 16000
+    emotions: tuple[str, ...] = EMOTIONS
+    intensities: tuple[str, ...] = INTENSITIES
+    #: fractions of speakers in pools A (teacher pretraining), B (distillation, GAN), C (unseen)
+    pool_fractions: tuple[float, float, float] = (0.4, 0.4, 0.2)
+    #: fractions of pool B sentences held out for validation and test (observed speakers)
+    b_val_fraction: float = 0.15
+    b_test_fraction: float = 0.15
+    #: fraction of pool A clips held out to score the teachers
+    a_val_fraction: float = 0.15
+    snr_db: tuple[float, float] = (25.0, 40.0)  # background noise, per clip
+    supersample: int = 4  # draw this many times larger, then downsample (anti-aliasing)
+    seed: int = 0
+
+    def validate(self) -> "CorpusConfig":
+        """Raise ValueError with a readable message for settings that cannot work."""
+        if int(self.n_speakers) < 1:
+            raise ValueError(f"n_speakers must be at least 1, got {self.n_speakers}")
+        if int(self.clips_per_speaker) < 1:
+            raise ValueError(f"clips_per_speaker must be at least 1, got {self.clips_per_speaker}")
+        if int(self.n_sentences) < 1:
+            raise ValueError(f"n_sentences must be at least 1, got {self.n_sentences}")
+        if self.resolution < 32 or self.resolution % 8:
+            raise ValueError(
+                f"resolution must be a multiple of 8 and at least 32 (64, 128 and 256 are the "
+                f"tested sizes), got {self.resolution}")
+        unknown = [e for e in self.emotions if e not in EMOTIONS]
+        if unknown:
+            raise ValueError(f"unknown emotion(s) {unknown}; known emotions are {list(EMOTIONS)}")
+        if not self.emotions:
+            raise ValueError("at least one emotion is needed")
+        unknown = [i for i in self.intensities if i not in INTENSITIES]
+        if unknown:
+            raise ValueError(f"unknown intensity(ies) {unknown}; known are {list(INTENSITIES)}")
+        if len(self.pool_fractions) != 3 or min(self.pool_fractions) < 0 or sum(self.pool_fractions) <= 0:
+            raise ValueError(f"pool_fractions must be three non-negative numbers (A, B, C), got {self.pool_fractions}")
+        if self.fps <= 0 or self.sample_rate <= 0 or self.sample_rate % self.fps:
+            raise ValueError(f"sample_rate ({self.sample_rate}) must be a positive multiple of fps ({self.fps})")
+        if self.supersample < 1:
+            raise ValueError(f"supersample must be at least 1, got {self.supersample}")
+        return self
+
+
+@dataclass
+class FeatureConfig:
+    """Log-mel features: 80 bands, 25 ms window, 10 ms hop (4 mel frames per 25 fps video frame)."""
+
+    n_mels: int = 80
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    n_fft: int = 512
+    fmin: float = 55.0
+    fmax: float = 7600.0
+
+    def hop_length(self, sample_rate: int) -> int:
+        return int(round(sample_rate * self.hop_ms / 1000))
+
+    def win_length(self, sample_rate: int) -> int:
+        return int(round(sample_rate * self.win_ms / 1000))
+
+
+@dataclass
+class Profile:
+    """Every knob of one course run."""
+
+    name: str
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    window_frames: int = 5  # video frames per training window (0.2 s at 25 fps)
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PROFILES: dict[str, dict] = {
+    # seconds on a CPU: enough to check that every stage runs and produces its numbers
+    "smoke": dict(corpus=dict(n_speakers=10, clips_per_speaker=18, n_sentences=40)),
+    # the course: minutes on a 2-core laptop, enough data for the proofs to be clear
+    "course": dict(corpus=dict(n_speakers=24, clips_per_speaker=36, n_sentences=40)),
+    # sized for a GPU: more speakers and clips, larger faces
+    "paper": dict(corpus=dict(n_speakers=200, clips_per_speaker=54, n_sentences=120, resolution=128)),
+}
+
+
+def _merge(obj, overrides: dict):
+    for key, value in overrides.items():
+        if not hasattr(obj, key):
+            raise ValueError(f"unknown setting {key!r} for {type(obj).__name__}; "
+                             f"known: {[f.name for f in dataclasses.fields(obj)]}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            _merge(current, value)
+        else:
+            if isinstance(current, tuple) and isinstance(value, list):
+                value = tuple(value)
+            setattr(obj, key, value)
+    return obj
+
+
+def get_profile(name: str = "course", **overrides) -> Profile:
+    """Return the named profile, with nested overrides: ``get_profile("smoke", corpus={"resolution": 128})``."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    profile = _merge(Profile(name=name), PROFILES[name])
+    profile = _merge(profile, overrides)
+    profile.corpus.seed = profile.seed if "seed" in overrides else profile.corpus.seed
+    profile.corpus.validate()
+    return profile
+
+
+def set_seed(seed: int = 0) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) for reproducible runs."""
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    try:
+        import torch
+    except ImportError:  # the corpus generator does not need torch
+        return
+    torch.manual_seed(seed)
+
+
+def device():
+    """The torch device to use: CUDA when available, else the CPU."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

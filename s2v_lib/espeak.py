@@ -1,0 +1,199 @@
+"""A small ctypes binding to libespeak-ng: speech with the phonemes actually spoken, and their times.
+
+The espeak-ng command line cannot give phoneme timings without MBROLA, but the library
+reports an ``espeakEVENT_PHONEME`` event (phoneme name, position in ms) for every phoneme it
+synthesises when it is initialised with ``espeakINITIALIZE_PHONEME_EVENTS``. SynthTalk drives
+its lips from those events.
+
+Voices: each speaker gets its own *voice variant* (a small text file, see ``VoiceSpec``)
+written into a private copy of the espeak-ng data folder (links to the system files plus
+our variants), so that base pitch, pitch range, formant frequencies, roughness and breath
+follow the speaker's latent identity.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import ctypes.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# espeak_EVENT_TYPE values (speak_lib.h)
+_EV_LIST_TERMINATED, _EV_WORD, _EV_PHONEME = 0, 1, 7
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INITIALIZE_PHONEME_EVENTS = 0x0001
+_POS_CHARACTER = 1
+_CHARS_UTF8 = 1
+# espeak_PARAMETER values
+_RATE, _VOLUME, _PITCH, _RANGE = 1, 2, 3, 4
+
+_INSTALL_HINT = ("install it with `sudo apt-get install espeak-ng` (Debian/Ubuntu), "
+                 "`brew install espeak-ng` (macOS) or `conda install -c conda-forge espeak-ng`")
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint),
+                ("text_position", ctypes.c_int), ("length", ctypes.c_int),
+                ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", _EventId)]
+
+
+_Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
+                             ctypes.POINTER(_Event))
+
+
+@dataclass
+class VoiceSpec:
+    """One espeak-ng voice variant.
+
+    ``pitch_base``/``pitch_range`` are in Hz; ``formants`` are percentages of the default
+    frequency of formants 1..5 (a longer vocal tract lowers them all); ``roughness`` 0-7
+    (creak), ``breath`` 0-10 (breathiness added to the higher formants).
+    """
+
+    name: str
+    gender: str = "male"
+    pitch_base: float = 110.0
+    pitch_range: float = 140.0
+    formants: tuple[float, ...] = (100, 100, 100, 100, 100)
+    roughness: int = 0
+    breath: int = 0
+
+    def variant_text(self) -> str:
+        lines = ["language variant", f"name {self.name}", f"gender {self.gender}",
+                 f"pitch {int(round(self.pitch_base))} {int(round(self.pitch_base + self.pitch_range))}",
+                 f"roughness {int(np.clip(self.roughness, 0, 7))}"]
+        for i, pct in enumerate(self.formants, start=1):
+            lines.append(f"formant {i} {int(round(pct))} 100 100")
+        if self.breath > 0:
+            b = int(np.clip(self.breath, 0, 10))
+            lines.append("breath 0 " + " ".join(str(max(0, b - k // 3)) for k in range(7)))
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Utterance:
+    """Synthesised speech: audio (float32, mono, ``sample_rate`` Hz), phonemes and words with start times in seconds."""
+
+    audio: np.ndarray
+    sample_rate: int
+    phonemes: list[tuple[float, str]] = field(default_factory=list)
+    words: list[tuple[float, str]] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+
+class Espeak:
+    """The espeak-ng library, initialised once per process (it keeps global state)."""
+
+    _instance: "Espeak | None" = None
+
+    def __init__(self, language: str = "en-us"):
+        path = ctypes.util.find_library("espeak-ng")
+        if path is None:
+            raise RuntimeError(f"the espeak-ng library (libespeak-ng) was not found; {_INSTALL_HINT}")
+        self.lib = ctypes.CDLL(path)
+        self.language = language
+        self._root = tempfile.mkdtemp(prefix="s2v-espeak-")
+        atexit.register(shutil.rmtree, self._root, True)
+        self._variants_dir = self._private_data_folder(self._root)
+        self.lib.espeak_Initialize.restype = ctypes.c_int
+        self.sample_rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, self._root.encode(),
+                                                      _INITIALIZE_PHONEME_EVENTS)
+        if self.sample_rate <= 0:
+            raise RuntimeError("libespeak-ng failed to initialise (is the espeak-ng-data package installed?)")
+        self._chunks: list[np.ndarray] = []
+        self._events: list[tuple[int, int, str, int, int]] = []
+        self._callback = _Callback(self._on_audio)  # keep a reference: ctypes does not
+        self.lib.espeak_SetSynthCallback(self._callback)
+        self._known: set[str] = set()
+
+    @classmethod
+    def get(cls) -> "Espeak":
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    @staticmethod
+    def _system_data_folder() -> str:
+        candidates = [os.environ.get("ESPEAK_DATA_PATH", "")]
+        for libdir in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib",
+                       "/usr/lib64", "/usr/local/lib", "/usr/share", "/opt/homebrew/share",
+                       os.path.join(os.environ.get("CONDA_PREFIX", "/nonexistent"), "share")):
+            candidates.append(os.path.join(libdir, "espeak-ng-data"))
+        for c in candidates:
+            if c and os.path.isfile(os.path.join(c, "phontab")):
+                return c
+        raise RuntimeError("espeak-ng's data folder (espeak-ng-data) was not found; set ESPEAK_DATA_PATH "
+                           f"to it, or {_INSTALL_HINT}")
+
+    def _private_data_folder(self, root: str) -> str:
+        """Link the system espeak-ng-data into ``root`` with a writable ``voices/!v`` for our variants."""
+        src = self._system_data_folder()
+        dst = os.path.join(root, "espeak-ng-data")
+        os.makedirs(os.path.join(dst, "voices", "!v"))
+        for name in os.listdir(src):
+            if name != "voices":
+                os.symlink(os.path.join(src, name), os.path.join(dst, name))
+        for name in os.listdir(os.path.join(src, "voices")):
+            if name != "!v":
+                os.symlink(os.path.join(src, "voices", name), os.path.join(dst, "voices", name))
+        return os.path.join(dst, "voices", "!v")
+
+    def _on_audio(self, wav, n, events) -> int:
+        if n > 0:
+            self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+        i = 0
+        while events[i].type != _EV_LIST_TERMINATED:
+            e = events[i]
+            if e.type == _EV_PHONEME:
+                self._events.append((e.type, e.audio_position, e.id.string.decode("utf-8", "replace"), 0, 0))
+            elif e.type == _EV_WORD:
+                self._events.append((e.type, e.audio_position, "", e.text_position, e.length))
+            i += 1
+        return 0
+
+    def add_voice(self, voice: VoiceSpec) -> None:
+        if not voice.name.isalnum():
+            raise ValueError(f"voice names must be letters and digits, got {voice.name!r}")
+        with open(os.path.join(self._variants_dir, voice.name), "w") as f:
+            f.write(voice.variant_text())
+        self._known.add(voice.name)
+
+    def speak(self, text: str, voice: VoiceSpec | None = None, rate: int = 175, pitch: int = 50,
+              pitch_range: int = 50, volume: int = 100) -> Utterance:
+        """Synthesise ``text``. ``rate`` in words per minute (80-450), ``pitch`` and ``pitch_range``
+        0-100 relative to the voice (50 = as the voice says), ``volume`` 0-200 (100 = normal)."""
+        name = self.language
+        if voice is not None:
+            self.add_voice(voice)  # rewrite: a variant file is read when the voice is selected
+            name = f"{self.language}+{voice.name}"
+        if self.lib.espeak_SetVoiceByName(name.encode()) != 0:
+            raise RuntimeError(f"espeak-ng could not select the voice {name!r}")
+        for param, value, lo, hi in ((_RATE, rate, 80, 450), (_PITCH, pitch, 0, 100),
+                                     (_RANGE, pitch_range, 0, 100), (_VOLUME, volume, 0, 200)):
+            self.lib.espeak_SetParameter(param, int(np.clip(round(value), lo, hi)), 0)
+        self._chunks, self._events = [], []
+        data = text.encode("utf-8")
+        err = self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        if err != 0:
+            raise RuntimeError(f"espeak-ng failed to synthesise {text!r} (error {err})")
+        audio = (np.concatenate(self._chunks).astype(np.float32) / 32768.0 if self._chunks
+                 else np.zeros(0, np.float32))
+        phonemes, words = [], []
+        for kind, ms, ph, pos, length in self._events:
+            if kind == _EV_PHONEME:
+                phonemes.append((ms / 1000.0, ph))
+            else:  # text_position is 1-based, in characters
+                words.append((ms / 1000.0, text[pos - 1:pos - 1 + length]))
+        return Utterance(audio, self.sample_rate, phonemes, words)

@@ -1,0 +1,104 @@
+"""Video: mp4 writing and reading with PyAV (its own FFmpeg, H.264 + AAC), and face cropping."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def write_video(path, frames: np.ndarray, fps: int, audio: np.ndarray | None = None,
+                sample_rate: int | None = None, crf: int = 18) -> Path:
+    """Write (T, H, W, 3) uint8 frames as H.264 (yuv420p), with an AAC audio track if given."""
+    import av
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 of shape (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    h, w = frames.shape[1:3]
+    if h % 2 or w % 2:
+        raise ValueError(f"H.264 in yuv420p needs even frame sizes, got {w}x{h}")
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    with av.open(str(tmp), "w", format="mp4") as out:
+        vs = out.add_stream("libx264", rate=int(fps))
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.options = {"crf": str(crf), "preset": "veryfast"}
+        vs.codec_context.thread_count = 1
+        aus = None
+        if audio is not None:
+            aus = out.add_stream("aac", rate=int(sample_rate))
+            aus.layout = "mono"
+        for frame in frames:
+            for packet in vs.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+        if aus is not None:
+            samples = np.asarray(audio, np.float32).reshape(1, -1)
+            step = 1024 * 16
+            for start in range(0, samples.shape[1], step):
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + step]),
+                                                format="flt", layout="mono")
+                af.sample_rate = int(sample_rate)
+                af.pts = start
+                for packet in aus.encode(af):
+                    out.mux(packet)
+            for packet in aus.encode():
+                out.mux(packet)
+    tmp.replace(path)
+    return path
+
+
+def read_video(path) -> tuple[np.ndarray, float]:
+    """Decode every frame of a video file: ((T, H, W, 3) uint8 RGB, frames per second)."""
+    import av
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"video file not found: {path}")
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError(f"{path} has no video track")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        fps = float(stream.average_rate or stream.guessed_rate or 25)
+    if not frames:
+        raise ValueError(f"{path} has a video track with no frames")
+    return np.stack(frames), fps
+
+
+def square_boxes(boxes: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """(T, 4) x0, y0, x1, y1 boxes -> squares around the same centres, side = scale * max(w, h)."""
+    b = np.asarray(boxes, np.float32)
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    side = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * scale
+    return np.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], 1)
+
+
+def crop_faces(frames: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Crop each frame to its box (x0, y0, x1, y1 in pixels; one box or one per frame) and
+    resize to ``size`` x ``size``. Parts of a box outside the frame are filled with the edge."""
+    from PIL import Image
+
+    frames = np.asarray(frames)
+    boxes = np.asarray(boxes, np.float32)
+    if boxes.ndim == 1:
+        boxes = np.repeat(boxes[None], len(frames), 0)
+    if len(boxes) != len(frames):
+        raise ValueError(f"{len(frames)} frames but {len(boxes)} boxes")
+    out = np.empty((len(frames), size, size, 3), np.uint8)
+    h, w = frames.shape[1:3]
+    for i, (frame, box) in enumerate(zip(frames, boxes)):
+        x0, y0, x1, y1 = [int(round(v)) for v in box]
+        if (x0, y0, x1, y1) == (0, 0, w, h) and w == h == size:
+            out[i] = frame
+            continue
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(f"empty face box {box.tolist()} in frame {i}")
+        pad = max(0, -x0, -y0, x1 - w, y1 - h)
+        src = np.pad(frame, ((pad, pad), (pad, pad), (0, 0)), mode="edge") if pad else frame
+        crop = src[y0 + pad:y1 + pad, x0 + pad:x1 + pad]
+        out[i] = np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR,
+                                                         reducing_gap=2.0))
+    return out
