@@ -70,7 +70,10 @@ class VoiceSpec:
     def variant_text(self) -> str:
         lines = ["language variant", f"name {self.name}", f"gender {self.gender}",
                  f"pitch {int(round(self.pitch_base))} {int(round(self.pitch_base + self.pitch_range))}",
-                 f"roughness {int(np.clip(self.roughness, 0, 7))}"]
+                 f"roughness {int(np.clip(self.roughness, 0, 7))}",
+                 # espeak's pitch flutter keeps a phase that runs on from one utterance to the
+                 # next, so the same call would sound different each time; SynthTalk jitters itself
+                 "flutter 0"]
         for i, pct in enumerate(self.formants, start=1):
             lines.append(f"formant {i} {int(round(pct))} 100 100")
         if self.breath > 0:
@@ -117,6 +120,9 @@ class Espeak:
         self._callback = _Callback(self._on_audio)  # keep a reference: ctypes does not
         self.lib.espeak_SetSynthCallback(self._callback)
         self._known: set[str] = set()
+        # espeak-ng draws its noise (breath, fricatives, jitter) from the C library's rand():
+        # seeding it before each utterance makes synthesis reproducible
+        self._libc = ctypes.CDLL(ctypes.util.find_library("c"))
 
     @classmethod
     def get(cls) -> "Espeak":
@@ -171,9 +177,10 @@ class Espeak:
         self._known.add(voice.name)
 
     def speak(self, text: str, voice: VoiceSpec | None = None, rate: int = 175, pitch: int = 50,
-              pitch_range: int = 50, volume: int = 100) -> Utterance:
+              pitch_range: int = 50, volume: int = 100, seed: int = 0) -> Utterance:
         """Synthesise ``text``. ``rate`` in words per minute (80-450), ``pitch`` and ``pitch_range``
-        0-100 relative to the voice (50 = as the voice says), ``volume`` 0-200 (100 = normal)."""
+        0-100 relative to the voice (50 = as the voice says), ``volume`` 0-200 (100 = normal).
+        The same arguments and ``seed`` give the same samples."""
         name = self.language
         if voice is not None:
             self.add_voice(voice)  # rewrite: a variant file is read when the voice is selected
@@ -184,6 +191,7 @@ class Espeak:
                                      (_RANGE, pitch_range, 0, 100), (_VOLUME, volume, 0, 200)):
             self.lib.espeak_SetParameter(param, int(np.clip(round(value), lo, hi)), 0)
         self._chunks, self._events = [], []
+        self._libc.srand(ctypes.c_uint(int(seed) & 0xFFFFFFFF))
         data = text.encode("utf-8")
         err = self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         if err != 0:

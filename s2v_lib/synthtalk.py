@@ -363,7 +363,8 @@ def synthesize_clip(spec: ClipSpec, speaker: Speaker, cfg: CorpusConfig, rendere
         rate=speaker.rate_wpm * (1 + (pro["rate"] - 1) * level) * math.exp(0.04 * rng.standard_normal()),
         pitch=50 + pro["pitch"] * level + 3 * rng.standard_normal(),
         pitch_range=50 + pro["range"] * level + 5 * rng.standard_normal(),
-        volume=(100 + (pro["volume"] - 100) * level) * math.exp(0.05 * rng.standard_normal()))
+        volume=(100 + (pro["volume"] - 100) * level) * math.exp(0.05 * rng.standard_normal()),
+        seed=int(rng.integers(2 ** 31)))
     sr, fps = cfg.sample_rate, cfg.fps
     g = math.gcd(sr, utt.sample_rate)
     speech = resample_poly(utt.audio, sr // g, utt.sample_rate // g).astype(np.float32)

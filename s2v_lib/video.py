@@ -22,14 +22,19 @@ def write_video(path, frames: np.ndarray, fps: int, audio: np.ndarray | None = N
     with av.open(str(tmp), "w", format="mp4") as out:
         vs = out.add_stream("libx264", rate=int(fps))
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        vs.options = {"crf": str(crf), "preset": "veryfast"}
-        vs.codec_context.thread_count = 1
+        # one x264 thread and no lookahead threads: otherwise the same frames can encode to
+        # different bytes from one call to the next (seen here); the corpus must be reproducible,
+        # and it is generated in parallel across clips anyway
+        vs.options = {"crf": str(crf), "preset": "veryfast", "threads": "1",
+                      "x264-params": "rc-lookahead=0:sync-lookahead=0:sliced-threads=0"}
         aus = None
         if audio is not None:
             aus = out.add_stream("aac", rate=int(sample_rate))
             aus.layout = "mono"
-        for frame in frames:
-            for packet in vs.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        for i, frame in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
+            vf.pts = i
+            for packet in vs.encode(vf):
                 out.mux(packet)
         for packet in vs.encode():
             out.mux(packet)
@@ -47,6 +52,24 @@ def write_video(path, frames: np.ndarray, fps: int, audio: np.ndarray | None = N
                 out.mux(packet)
     tmp.replace(path)
     return path
+
+
+def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H * 3 / 2, W) uint8 planar YUV 4:2:0, BT.601 limited range.
+
+    Done here rather than by FFmpeg's swscale, whose conversion was seen to give different
+    bytes for the same frame from one call to the next; the corpus must be reproducible.
+    """
+    f = frame.astype(np.float32)
+    r, g, b = f[..., 0], f[..., 1], f[..., 2]
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+    h, w = y.shape
+    u = u.reshape(h // 2, 2, w // 2, 2).mean((1, 3))
+    v = v.reshape(h // 2, 2, w // 2, 2).mean((1, 3))
+    planes = np.concatenate([y.ravel(), u.ravel(), v.ravel()])
+    return np.clip(np.round(planes), 0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
 
 
 def read_video(path) -> tuple[np.ndarray, float]:

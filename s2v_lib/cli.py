@@ -1,0 +1,67 @@
+"""Command line: ``python -m s2v_lib <command>`` (or ``s2v <command>``)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+
+def _synthtalk(args) -> int:
+    from .config import get_profile
+    from .synthtalk import generate_corpus
+
+    overrides = {k: v for k, v in dict(n_speakers=args.speakers, clips_per_speaker=args.clips,
+                                       resolution=args.resolution).items() if v is not None}
+    cfg = get_profile(args.profile, seed=args.seed, corpus=overrides).corpus
+    t0 = time.perf_counter()
+    out = generate_corpus(args.out, cfg, workers=args.workers)
+    print(f"SynthTalk corpus ({cfg.n_speakers} speakers x {cfg.clips_per_speaker} clips, {cfg.resolution}px) "
+          f"in {out} ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def _course(args) -> int:
+    from .course import run_course
+
+    timings = run_course(args.profile, args.run, corpus=args.corpus, seed=args.seed,
+                         log_output=args.log_output)
+    print("course finished: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m s2v_lib", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synthtalk", help="generate a SynthTalk corpus")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--profile", default="course", help="smoke, course or paper (sets the corpus size)")
+    p.add_argument("--speakers", type=int, help="number of speakers (overrides the profile)")
+    p.add_argument("--clips", type=int, help="clips per speaker (overrides the profile)")
+    p.add_argument("--resolution", type=int, help="face size in pixels, a multiple of 8 (64, 128, 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, help="processes (default: all cores)")
+    p.set_defaults(func=_synthtalk)
+
+    p = sub.add_parser("course", help="run the notebooks in order with papermill")
+    p.add_argument("--profile", default="course")
+    p.add_argument("--run", default=None, help="run directory (default runs/<profile>)")
+    p.add_argument("--corpus", default=None, help="use this corpus folder instead of generating SynthTalk")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-output", action="store_true", help="print cell output instead of a progress bar")
+    p.set_defaults(func=_course)
+
+    args = parser.parse_args(argv)
+    if getattr(args, "run", "x") is None:
+        args.run = f"runs/{args.profile}"
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

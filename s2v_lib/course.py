@@ -1,0 +1,43 @@
+"""The course: notebooks 01-06 in order, executed by papermill into the run directory."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+#: The ordered lessons. A notebook on disk that is not here is an error (tests check it).
+NOTEBOOKS = [
+    "01_data_preparation.ipynb",
+]
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def run_course(profile: str = "course", run="runs/course", corpus: str | None = None,
+               notebooks: list[str] | None = None, seed: int = 0, log_output: bool = False) -> dict:
+    """Execute the notebooks in order with ``profile``; executed copies go to ``<run>/notebooks``.
+
+    Each notebook receives ``profile``, ``run_dir`` (absolute), ``corpus_dir`` and ``seed``.
+    Returns the wall-clock seconds of each notebook (also saved to ``<run>/course_timings.json``).
+    """
+    import papermill as pm
+
+    from .runs import run_dir
+
+    run = run_dir(run)
+    params = dict(profile=profile, run_dir=str(run), corpus_dir=str(Path(corpus).resolve()) if corpus else "",
+                  seed=int(seed))
+    timings = {}
+    for name in notebooks or NOTEBOOKS:
+        src = NOTEBOOK_DIR / name
+        if not src.exists():
+            raise FileNotFoundError(f"notebook {src} not found")
+        out = run / "notebooks" / name
+        print(f"[course] {name}  profile={profile}  ->  {out}", flush=True)
+        t0 = time.perf_counter()
+        pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(out.parent), kernel_name="python3",
+                            progress_bar=not log_output, log_output=log_output)
+        timings[name] = round(time.perf_counter() - t0, 1)
+        print(f"[course] {name} done in {timings[name]:.0f} s", flush=True)
+    (run / "course_timings.json").write_text(json.dumps(dict(profile=profile, seconds=timings), indent=1))
+    return timings

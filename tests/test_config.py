@@ -1,0 +1,46 @@
+import pytest
+
+from s2v_lib.config import EMOTIONS, CorpusConfig, get_profile
+
+
+@pytest.mark.parametrize("name", ["smoke", "course", "paper"])
+def test_profiles_are_valid(name):
+    p = get_profile(name)
+    assert p.name == name
+    assert p.corpus.resolution % 8 == 0
+    assert set(p.corpus.emotions) == set(EMOTIONS)
+
+
+def test_profile_sizes_grow():
+    s, c, p = (get_profile(n).corpus for n in ("smoke", "course", "paper"))
+    assert s.n_speakers < c.n_speakers < p.n_speakers
+    assert c.n_speakers == 24 and p.n_speakers >= 200 and c.n_sentences >= 40
+
+
+def test_overrides_and_seed():
+    p = get_profile("smoke", seed=5, corpus={"n_speakers": 3, "resolution": 128})
+    assert (p.corpus.n_speakers, p.corpus.resolution, p.corpus.seed) == (3, 128, 5)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"n_speakers": 0}, "n_speakers must be at least 1"),
+    ({"emotions": ("anger", "boredom")}, "unknown emotion"),
+    ({"resolution": 60}, "multiple of 8"),
+    ({"intensities": ("extreme",)}, "unknown intensity"),
+    ({"clips_per_speaker": 0}, "clips_per_speaker must be at least 1"),
+])
+def test_bad_settings_say_what_is_wrong(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        get_profile("smoke", corpus=overrides)
+
+
+def test_unknown_profile_and_unknown_setting():
+    with pytest.raises(ValueError, match="unknown profile"):
+        get_profile("huge")
+    with pytest.raises(ValueError, match="unknown setting 'speakers'"):
+        get_profile("smoke", corpus={"speakers": 3})
+
+
+def test_validate_directly():
+    with pytest.raises(ValueError, match="n_speakers"):
+        CorpusConfig(n_speakers=0).validate()
