@@ -155,7 +155,6 @@ def voice_statistics(audio: np.ndarray, sample_rate: int = 16000) -> dict[str, f
     low, high = spec[freqs < 1000].sum(0), spec[freqs >= 1000].sum(0)
     env = rms / (rms.max() + 1e-9)
     peaks = np.sum((env[1:-1] > env[:-2]) & (env[1:-1] >= env[2:]) & (env[1:-1] > 0.3))
-    duration = len(audio) / sample_rate
     loud = 20 * np.log10(rms[voiced] + 1e-6) if voiced.any() else 20 * np.log10(rms + 1e-6)
     stats = dict(
         f0_median=float(np.median(semitones)), f0_std=float(np.std(semitones)),
@@ -163,7 +162,7 @@ def voice_statistics(audio: np.ndarray, sample_rate: int = 16000) -> dict[str, f
         loudness_mean=float(np.mean(loud)), loudness_std=float(np.std(loud)),
         centroid=float(np.mean(centroid)) / 1000.0, tilt=float(np.mean(np.log(high / low))),
         voiced_fraction=float(voiced.mean()), onset_rate=float(peaks / max(voiced.sum() * hop / sample_rate, 1e-3)),
-        duration=float(duration))
+        voiced_seconds=float(voiced.sum() * hop / sample_rate))
     stats.update({f"mfcc{i}": float(v) for i, v in enumerate(mfcc.mean(1))})
     return stats
 

@@ -300,4 +300,4 @@ def voice_statistics_table(corpus: Corpus, cache_csv=None, progress: bool = True
 
 #: Voice statistics that describe prosody (pitch, loudness, tempo) rather than timbre.
 PROSODY_FEATURES = ("f0_median", "f0_std", "f0_range", "loudness_mean", "loudness_std", "voiced_fraction",
-                    "onset_rate", "duration", "tilt")
+                    "onset_rate", "voiced_seconds", "tilt")
