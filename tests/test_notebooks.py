@@ -1,0 +1,84 @@
+"""The notebooks: structure checks, then each one run in order by papermill (smoke profile) and
+re-checked by nbval in lax mode (cells tagged ``nbval-check-output`` must give the same output).
+
+A notebook joins the suite by being added to ``s2v_lib.course.NOTEBOOKS``.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from s2v_lib.course import NOTEBOOK_DIR, NOTEBOOKS
+
+SANITIZE = Path(__file__).with_name("nbval_sanitize.cfg")
+
+
+def _cells(name):
+    return json.loads((NOTEBOOK_DIR / name).read_text())["cells"]
+
+
+def test_every_notebook_on_disk_is_in_the_course():
+    on_disk = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
+    assert on_disk == sorted(NOTEBOOKS), "add new notebooks to s2v_lib.course.NOTEBOOKS"
+    assert NOTEBOOKS == sorted(NOTEBOOKS), "the course runs notebooks in the order of their numbers"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_structure(name):
+    cells = _cells(name)
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{name}: exactly one cell must be tagged 'parameters'"
+    params = "".join(tagged[0]["source"])
+    for knob in ("profile", "run_dir", "corpus_dir", "seed"):
+        assert f"{knob} =" in params, f"{name}: the parameters cell lacks {knob}"
+    assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith("# ")
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), \
+        f"{name}: committed with outputs; strip them"
+    assert not any("def " in "".join(c["source"]) for c in code), f"{name}: functions belong in s2v_lib"
+    text = " ".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    assert "Exercises" in text and "Summary" in text
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    return {"run": tmp_path_factory.mktemp("smoke_run"), "failed": None}
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_with_the_smoke_profile(name, smoke_run):
+    import papermill as pm
+
+    if smoke_run["failed"]:
+        pytest.skip(f"an earlier notebook failed: {smoke_run['failed']}")
+    run = smoke_run["run"]
+    out = run / "notebooks" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pm.execute_notebook(str(NOTEBOOK_DIR / name), str(out), cwd=str(out.parent), kernel_name="python3",
+                            parameters=dict(profile="smoke", run_dir=str(run), corpus_dir="", seed=0, workers=2),
+                            progress_bar=False)
+    except Exception:
+        smoke_run["failed"] = name
+        raise
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics, "the notebook wrote no metrics"
+    # nbval (lax): run the executed notebook again; tagged cells must reproduce their outputs
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                          "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE), str(out)],
+                         capture_output=True, text=True, cwd=str(out.parent))
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+
+
+@pytest.mark.notebooks
+def test_data_notebook_proves_the_signal(smoke_run):
+    metrics_path = smoke_run["run"] / "metrics.json"
+    if not metrics_path.exists():
+        pytest.skip("notebook 01 did not run")
+    data = json.loads(metrics_path.read_text())["data"]
+    assert data["n_speakers"] == 10 and data["n_emotions"] == 6
+    assert data["prosody_emotion_acc"] > 2 * data["prosody_emotion_chance"]
+    assert data["voice_to_face_r2"] > 0.1
