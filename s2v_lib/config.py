@@ -108,7 +108,7 @@ class Profile:
 
 PROFILES: dict[str, dict] = {
     # seconds on a CPU: enough to check that every stage runs and produces its numbers
-    "smoke": dict(corpus=dict(n_speakers=10, clips_per_speaker=18, n_sentences=40)),
+    "smoke": dict(corpus=dict(n_speakers=8, clips_per_speaker=18, n_sentences=40)),
     # the course: minutes on a 2-core laptop, enough data for the proofs to be clear
     "course": dict(corpus=dict(n_speakers=24, clips_per_speaker=36, n_sentences=40)),
     # sized for a GPU: more speakers and clips, larger faces
@@ -152,6 +152,14 @@ def set_seed(seed: int = 0) -> None:
     except ImportError:  # the corpus generator does not need torch
         return
     torch.manual_seed(seed)
+
+
+def progress(iterable=None, progress: bool = True, **kwargs):
+    """A ``tqdm.auto`` progress bar (a widget in notebooks), silent under CI or when ``progress`` is False."""
+    from tqdm.auto import tqdm
+
+    quiet = not progress or os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    return tqdm(iterable, disable=quiet, **kwargs)
 
 
 def device():

@@ -21,6 +21,7 @@ import pandas as pd
 
 from .audio import load_audio, log_mel
 from .config import EMOTIONS, FeatureConfig
+from .config import progress as progress_bar
 from .video import crop_faces, read_video
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,6 @@ class FeatureCache:
 def build_cache(corpus: Corpus, cache_dir, resolution: int, features: FeatureConfig | None = None,
                 progress: bool = True, rebuild: bool = False) -> FeatureCache:
     """Preprocess every clip of ``corpus`` into ``cache_dir``, or reuse it if nothing changed."""
-    from tqdm.auto import tqdm
-
     features = features or FeatureConfig()
     cache_dir = Path(cache_dir)
     fp = fingerprint(corpus, resolution, features)
@@ -173,8 +172,8 @@ def build_cache(corpus: Corpus, cache_dir, resolution: int, features: FeatureCon
     rows, n_frames, n_mel = [], 0, 0
     total, sq = np.zeros(features.n_mels), np.zeros(features.n_mels)
     with open(tmp / "frames.u8", "wb") as ff, open(tmp / "mel.f32", "wb") as fm:
-        for rec in tqdm(corpus.meta.itertuples(index=False), total=len(corpus.meta), desc="preprocessing",
-                        unit="clip", disable=not progress or None):
+        for rec in progress_bar(corpus.meta.itertuples(index=False), progress, total=len(corpus.meta),
+                                desc="preprocessing", unit="clip"):
             frames, _ = read_video(corpus.root / rec.video)
             gt_box = None
             gt_rel = getattr(rec, "gt", None)
@@ -279,8 +278,6 @@ def voice_statistics_table(corpus: Corpus, cache_csv=None, progress: bool = True
 
     Saved to ``cache_csv`` and read back from it when it already covers the same clips.
     """
-    from tqdm.auto import tqdm
-
     from .audio import voice_statistics
 
     if cache_csv is not None and Path(cache_csv).exists():
@@ -288,8 +285,8 @@ def voice_statistics_table(corpus: Corpus, cache_csv=None, progress: bool = True
         if list(table["clip"]) == list(corpus.meta["clip"]):
             return table
     rows = []
-    for rec in tqdm(corpus.meta.itertuples(index=False), total=len(corpus.meta), desc="voice statistics",
-                    unit="clip", disable=not progress or None):
+    for rec in progress_bar(corpus.meta.itertuples(index=False), progress, total=len(corpus.meta),
+                            desc="voice statistics", unit="clip"):
         audio = load_audio(corpus.root / rec.audio, corpus.sample_rate, quiet=True)
         rows.append(dict(clip=rec.clip, **voice_statistics(audio, corpus.sample_rate)))
     table = corpus.meta.merge(pd.DataFrame(rows), on="clip")

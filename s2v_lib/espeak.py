@@ -16,6 +16,7 @@ import atexit
 import ctypes
 import ctypes.util
 import os
+import pickle
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -76,9 +77,12 @@ class VoiceSpec:
                  "flutter 0"]
         for i, pct in enumerate(self.formants, start=1):
             lines.append(f"formant {i} {int(round(pct))} 100 100")
-        if self.breath > 0:
-            b = int(np.clip(self.breath, 0, 10))
-            lines.append("breath 0 " + " ".join(str(max(0, b - k // 3)) for k in range(7)))
+        # every keyword is written, zeros too: a value left out may keep the previous voice's
+        b = int(np.clip(self.breath, 0, 10))
+        lines.append("breath 0 " + " ".join(str(max(0, b - k // 3)) for k in range(7)))
+        lines.append("breathw 0 0 0 0 0 0 0 0")
+        lines.append("echo 0 0")
+        lines.append("tone 600 170 1200 135 2000 110")
         return "\n".join(lines) + "\n"
 
 
@@ -180,7 +184,43 @@ class Espeak:
               pitch_range: int = 50, volume: int = 100, seed: int = 0) -> Utterance:
         """Synthesise ``text``. ``rate`` in words per minute (80-450), ``pitch`` and ``pitch_range``
         0-100 relative to the voice (50 = as the voice says), ``volume`` 0-200 (100 = normal).
-        The same arguments and ``seed`` give the same samples."""
+
+        The same arguments and ``seed`` give the same samples. libespeak-ng keeps state from one
+        utterance to the next (the same call was seen to last 9 ms longer after some sentences),
+        so where the system can fork, each utterance is spoken by a forked copy of the engine
+        while this one stays untouched: every utterance starts from the same state.
+        """
+        args = (text, voice, rate, pitch, pitch_range, volume, seed)
+        if not hasattr(os, "fork"):
+            return self._speak(*args)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: speak, send the result, leave without running any cleanup
+            status = 0
+            try:
+                os.close(read_end)
+                try:
+                    result = ("ok", self._speak(*args))
+                except Exception as exc:  # noqa: BLE001 - re-raised in the parent
+                    result = ("error", f"{type(exc).__name__}: {exc}")
+                with os.fdopen(write_end, "wb") as f:
+                    pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException:  # noqa: BLE001
+                status = 1
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as f:
+            payload = f.read()
+        os.waitpid(pid, 0)
+        if not payload:
+            raise RuntimeError(f"espeak-ng died while synthesising {text!r}")
+        kind, value = pickle.loads(payload)
+        if kind == "error":
+            raise RuntimeError(value)
+        return value
+
+    def _speak(self, text, voice, rate, pitch, pitch_range, volume, seed) -> Utterance:
         name = self.language
         if voice is not None:
             self.add_voice(voice)  # rewrite: a variant file is read when the voice is selected

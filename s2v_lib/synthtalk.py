@@ -30,6 +30,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import lfilter, resample_poly
 
 from .config import INTENSITIES, CorpusConfig
+from .config import progress as progress_bar
 from .espeak import Espeak, VoiceSpec
 from .faces import EXPRESSION_CHANNELS, FACE_ATTRIBUTES, FaceIdentity, FaceRenderer, FaceState
 
@@ -469,8 +470,6 @@ def generate_corpus(out_dir, cfg: CorpusConfig, workers: int | None = None, prog
     Returns the folder. A folder that holds a finished corpus with the same settings is
     reused as it is; one made with other settings is an error, so data is never mixed.
     """
-    from tqdm.auto import tqdm
-
     cfg.validate()
     out = Path(out_dir)
     settings = dataclasses.asdict(cfg)
@@ -489,13 +488,13 @@ def generate_corpus(out_dir, cfg: CorpusConfig, workers: int | None = None, prog
     specs = plan_clips(cfg, speakers)
     pd.DataFrame([s.row() for s in speakers]).to_csv(out / "speakers.csv", index=False)
     workers = max(1, min(workers or (os.cpu_count() or 1), len(specs)))
-    bar = dict(total=len(specs), desc="SynthTalk clips", disable=not progress or None, unit="clip")
+    bar = dict(total=len(specs), desc="SynthTalk clips", unit="clip")
     if workers == 1:
         _worker_init(settings, str(out))
-        rows = [_make_clip(s) for s in tqdm(specs, **bar)]
+        rows = [_make_clip(s) for s in progress_bar(specs, progress, **bar)]
     else:
         with _pool_context().Pool(workers, _worker_init, (settings, str(out))) as pool:
-            rows = list(tqdm(pool.imap(_make_clip, specs, chunksize=4), **bar))
+            rows = list(progress_bar(pool.imap(_make_clip, specs, chunksize=4), progress, **bar))
     meta = pd.DataFrame(rows)
     meta.insert(len(meta.columns), "fps", cfg.fps)
     meta.insert(len(meta.columns), "sample_rate", cfg.sample_rate)

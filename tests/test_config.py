@@ -14,7 +14,7 @@ def test_profiles_are_valid(name):
 def test_profile_sizes_grow():
     s, c, p = (get_profile(n).corpus for n in ("smoke", "course", "paper"))
     assert s.n_speakers < c.n_speakers < p.n_speakers
-    assert c.n_speakers == 24 and p.n_speakers >= 200 and c.n_sentences >= 40
+    assert (s.n_speakers, c.n_speakers) == (8, 24) and p.n_speakers >= 200 and c.n_sentences >= 40
 
 
 def test_overrides_and_seed():
