@@ -57,7 +57,8 @@ class VoiceSpec:
 
     ``pitch_base``/``pitch_range`` are in Hz; ``formants`` are percentages of the default
     frequency of formants 1..5 (a longer vocal tract lowers them all); ``roughness`` 0-7
-    (creak), ``breath`` 0-10 (breathiness added to the higher formants).
+    (creak), ``breath`` 0-10 (breathiness added to the higher formants), ``flutter`` a slow
+    pitch tremor.
     """
 
     name: str
@@ -67,14 +68,13 @@ class VoiceSpec:
     formants: tuple[float, ...] = (100, 100, 100, 100, 100)
     roughness: int = 0
     breath: int = 0
+    flutter: int = 0  # pitch tremor (espeak's default voice uses 64)
 
     def variant_text(self) -> str:
         lines = ["language variant", f"name {self.name}", f"gender {self.gender}",
                  f"pitch {int(round(self.pitch_base))} {int(round(self.pitch_base + self.pitch_range))}",
                  f"roughness {int(np.clip(self.roughness, 0, 7))}",
-                 # espeak's pitch flutter keeps a phase that runs on from one utterance to the
-                 # next, so the same call would sound different each time; SynthTalk jitters itself
-                 "flutter 0"]
+                 f"flutter {int(max(self.flutter, 0))}"]
         for i, pct in enumerate(self.formants, start=1):
             lines.append(f"formant {i} {int(round(pct))} 100 100")
         # every keyword is written, zeros too: a value left out may keep the previous voice's
@@ -123,7 +123,6 @@ class Espeak:
         self._events: list[tuple[int, int, str, int, int]] = []
         self._callback = _Callback(self._on_audio)  # keep a reference: ctypes does not
         self.lib.espeak_SetSynthCallback(self._callback)
-        self._known: set[str] = set()
         # espeak-ng draws its noise (breath, fricatives, jitter) from the C library's rand():
         # seeding it before each utterance makes synthesis reproducible
         self._libc = ctypes.CDLL(ctypes.util.find_library("c"))
@@ -173,12 +172,28 @@ class Espeak:
             i += 1
         return 0
 
-    def add_voice(self, voice: VoiceSpec) -> None:
-        if not voice.name.isalnum():
-            raise ValueError(f"voice names must be letters and digits, got {voice.name!r}")
-        with open(os.path.join(self._variants_dir, voice.name), "w") as f:
-            f.write(voice.variant_text())
-        self._known.add(voice.name)
+    def _select(self, voice: VoiceSpec | None) -> None:
+        """Select the language voice, with ``voice`` as its variant.
+
+        The variant file lives only while it is selected: espeak-ng keeps a fixed-size list of
+        the voice files it finds (350), and a folder holding hundreds of variants (one per
+        speaker and emotion) made selection fail.
+        """
+        name = self.language
+        path = None
+        if voice is not None:
+            if not voice.name.isalnum():
+                raise ValueError(f"voice names must be letters and digits, got {voice.name!r}")
+            path = os.path.join(self._variants_dir, voice.name)
+            with open(path, "w") as f:
+                f.write(voice.variant_text())
+            name = f"{self.language}+{voice.name}"
+        try:
+            if self.lib.espeak_SetVoiceByName(name.encode()) != 0:
+                raise RuntimeError(f"espeak-ng could not select the voice {name!r}")
+        finally:
+            if path is not None:
+                os.remove(path)
 
     def speak(self, text: str, voice: VoiceSpec | None = None, rate: int = 175, pitch: int = 50,
               pitch_range: int = 50, volume: int = 100, seed: int = 0) -> Utterance:
@@ -221,12 +236,7 @@ class Espeak:
         return value
 
     def _speak(self, text, voice, rate, pitch, pitch_range, volume, seed) -> Utterance:
-        name = self.language
-        if voice is not None:
-            self.add_voice(voice)  # rewrite: a variant file is read when the voice is selected
-            name = f"{self.language}+{voice.name}"
-        if self.lib.espeak_SetVoiceByName(name.encode()) != 0:
-            raise RuntimeError(f"espeak-ng could not select the voice {name!r}")
+        self._select(voice)
         for param, value, lo, hi in ((_RATE, rate, 80, 450), (_PITCH, pitch, 0, 100),
                                      (_RANGE, pitch_range, 0, 100), (_VOLUME, volume, 0, 200)):
             self.lib.espeak_SetParameter(param, int(np.clip(round(value), lo, hi)), 0)

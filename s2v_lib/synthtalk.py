@@ -67,6 +67,16 @@ EMOTION_PROSODY = {
     "neutral": dict(pitch=0, range=0, rate=1.0, volume=100),
     "sad":     dict(pitch=-18, range=-32, rate=0.78, volume=68),
 }
+#: Voice quality at full intensity, added to the speaker's own: harsh and tense in anger (creak,
+#: raised formants), breathy in sadness, tremulous in fear, raised formants with a smile.
+EMOTION_VOICE = {
+    "anger":   dict(roughness=3, breath=0, flutter=0, formants=+4.0),
+    "disgust": dict(roughness=2, breath=1, flutter=0, formants=-2.0),
+    "fear":    dict(roughness=0, breath=2, flutter=160, formants=+2.0),
+    "happy":   dict(roughness=0, breath=0, flutter=0, formants=+5.0),
+    "neutral": dict(roughness=0, breath=0, flutter=0, formants=0.0),
+    "sad":     dict(roughness=1, breath=4, flutter=40, formants=-3.0),
+}
 #: Facial expression at full intensity (channels of ``faces.EXPRESSION_CHANNELS``).
 EMOTION_FACE = {
     "anger":   dict(brow_furrow=1.0, brow_raise=-0.5, eye_open=0.35, mouth_corner=-0.35, flush=0.9),
@@ -82,6 +92,17 @@ EMOTION_MOTION = {"anger": (1.4, -1.0), "disgust": (0.9, 0.0), "fear": (1.2, 0.0
 INTENSITY_SCALE = {"low": 0.4, "medium": 0.7, "high": 1.0}
 EMOTION_CODES = {"anger": "ANG", "disgust": "DIS", "fear": "FEA", "happy": "HAP", "neutral": "NEU", "sad": "SAD"}
 INTENSITY_CODES = {"low": "LO", "medium": "MD", "high": "HI"}
+
+
+def emotional_voice(voice: VoiceSpec, emotion: str, level: float) -> VoiceSpec:
+    """The speaker's voice variant with the emotion's voice quality added, scaled by ``level``."""
+    q = EMOTION_VOICE[emotion]
+    return dataclasses.replace(
+        voice, name=f"{voice.name}{EMOTION_CODES[emotion].lower()}{int(round(level * 10))}",
+        roughness=int(min(7, voice.roughness + round(q["roughness"] * level))),
+        breath=int(min(10, voice.breath + round(q["breath"] * level))),
+        flutter=int(round(q["flutter"] * level)),
+        formants=tuple(f * (1 + q["formants"] * level / 100) for f in voice.formants))
 
 
 def expression_vector(emotion: str, intensity: float) -> np.ndarray:
@@ -360,7 +381,7 @@ def synthesize_clip(spec: ClipSpec, speaker: Speaker, cfg: CorpusConfig, rendere
     level = INTENSITY_SCALE[spec.intensity] if spec.emotion != "neutral" else 0.0
     pro = EMOTION_PROSODY[spec.emotion]
     utt = engine.speak(
-        spec.sentence, speaker.voice,
+        spec.sentence, emotional_voice(speaker.voice, spec.emotion, level),
         rate=speaker.rate_wpm * (1 + (pro["rate"] - 1) * level) * math.exp(0.04 * rng.standard_normal()),
         pitch=50 + pro["pitch"] * level + 3 * rng.standard_normal(),
         pitch_range=50 + pro["range"] * level + 5 * rng.standard_normal(),

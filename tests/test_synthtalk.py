@@ -136,6 +136,12 @@ def test_speech_does_not_depend_on_what_was_said_before():
     assert np.array_equal(first, again)
 
 
+def test_hundreds_of_voices_can_be_selected():
+    engine = Espeak.get()
+    for k in range(400):  # more than espeak-ng's list of voice files holds
+        engine.speak("a.", VoiceSpec(f"tmany{k}", pitch_base=80 + k % 150))
+
+
 def test_voice_follows_the_latent():
     cfg = CorpusConfig(n_speakers=200, seed=0)
     speakers = st.make_speakers(cfg)
