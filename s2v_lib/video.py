@@ -72,23 +72,50 @@ def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
     return np.clip(np.round(planes), 0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
 
 
-def read_video(path) -> tuple[np.ndarray, float]:
-    """Decode every frame of a video file: ((T, H, W, 3) uint8 RGB, frames per second)."""
+def read_video(path, fps: float | None = None) -> tuple[np.ndarray, float]:
+    """Decode every frame of a video file: ((T, H, W, 3) uint8 RGB, frames per second).
+
+    With ``fps`` the frames are resampled to that rate: output frame k (at k / fps seconds) is
+    the source frame nearest in time, by the frames' own timestamps (so a 29.97 fps or a
+    variable-rate file works too), and the clip keeps its length: 2.5 s at 30 fps gives 62
+    frames at 25 fps, about one source frame in six dropped (while decoding, to save memory).
+    """
     import av
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"video file not found: {path}")
+    frames, times = [], []
     with av.open(str(path)) as container:
         if not container.streams.video:
             raise ValueError(f"{path} has no video track")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-        fps = float(stream.average_rate or stream.guessed_rate or 25)
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        for f in container.decode(stream):
+            times.append(f.time if f.time is not None else len(times) / rate)
+            frames.append(f.to_ndarray(format="rgb24"))
+            if fps and len(frames) > 1 and not _is_needed(times, len(times) - 2, fps):
+                frames[-2] = None
     if not frames:
         raise ValueError(f"{path} has a video track with no frames")
-    return np.stack(frames), fps
+    if not fps:
+        return np.stack(frames), rate
+    t = np.asarray(times, np.float64) - times[0]
+    n_out = max(1, int(round((t[-1] + 1.0 / rate) * fps)))  # the last frame lasts one frame
+    src = np.searchsorted((t[1:] + t[:-1]) / 2, np.arange(n_out) / fps, side="right")
+    kept = np.array([f is not None for f in frames])
+    src = [i if kept[i] else int(np.flatnonzero(kept)[np.argmin(np.abs(np.flatnonzero(kept) - i))]) for i in src]
+    return np.stack([frames[i] for i in src]), float(fps)
+
+
+def _is_needed(times: list, i: int, fps: float) -> bool:
+    """Whether source frame ``i`` (not the last) is the nearest to some output time k / fps."""
+    t = np.asarray(times[max(i - 1, 0):i + 2], np.float64) - times[0]
+    lo = (t[0] + t[1]) / 2 if i > 0 else -np.inf
+    hi = (t[-2] + t[-1]) / 2
+    k = np.arange(max(np.floor(lo * fps) - 1, 0) if i > 0 else 0, np.ceil(hi * fps) + 2)
+    return bool(np.any((k / fps >= lo) & (k / fps < hi)))
 
 
 def square_boxes(boxes: np.ndarray, scale: float = 1.0) -> np.ndarray:
