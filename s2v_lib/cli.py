@@ -21,6 +21,16 @@ def _synthtalk(args) -> int:
     return 0
 
 
+def _ingest(args) -> int:
+    from .ingest import format_summary, ingest
+
+    summary = ingest(args.corpus, args.src, args.out, resolution=args.resolution, workers=args.workers,
+                     seed=args.seed)
+    print(format_summary(summary))
+    print(f"next: make course CORPUS={args.out}")
+    return 0
+
+
 def _course(args) -> int:
     from .course import run_course
 
@@ -44,6 +54,15 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, help="processes (default: all cores)")
     p.set_defaults(func=_synthtalk)
 
+    p = sub.add_parser("ingest", help="ingest your copy of CREMA-D or RAVDESS into a corpus folder")
+    p.add_argument("corpus", choices=["cremad", "ravdess"], help="which corpus the source folder holds")
+    p.add_argument("src", help="the corpus copy (CREMA-D: holds VideoFlash/ and AudioWAV/; RAVDESS: Actor_NN/)")
+    p.add_argument("--out", required=True, help="output folder (re-run with the same folder to resume)")
+    p.add_argument("--resolution", type=int, default=64, help="face crop size in pixels, a multiple of 8")
+    p.add_argument("--seed", type=int, default=0, help="seed of the pool and split assignment")
+    p.add_argument("--workers", type=int, help="processes (default: all cores)")
+    p.set_defaults(func=_ingest)
+
     p = sub.add_parser("course", help="run the notebooks in order with papermill")
     p.add_argument("--profile", default="course")
     p.add_argument("--run", default=None, help="run directory (default runs/<profile>)")
@@ -58,7 +77,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
