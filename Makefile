@@ -35,6 +35,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synthtalk.py
+	$(PY) benchmarks/bench_ingest.py
 
 clean-runs:
 	rm -rf runs/
