@@ -94,7 +94,7 @@ def face_points(ident: FaceIdentity, state: FaceState) -> dict[str, np.ndarray]:
     lm[:17, 1] = -0.02 + (ident.face_h + 0.02) * s + 0.65 * gap * s ** 6
     lm[:17, 2] = 0.15 * s ** 4
     # brows 17-21 (image left) and 22-26
-    brow_y = -0.055 - 0.022 * e["brow_raise"]
+    brow_y = -0.055 - 0.042 * e["brow_raise"]
     for side, idx in ((-1, range(17, 22)), (1, range(22, 27))):
         t = np.linspace(0, 1, 5)  # outer -> inner for the left brow
         if side == 1:
@@ -103,9 +103,9 @@ def face_points(ident: FaceIdentity, state: FaceState) -> dict[str, np.ndarray]:
         xs = cx + side * ident.eye_size * (1.3 - 2.5 * t)
         arch = -0.012 * np.sin(np.pi * (0.15 + 0.7 * t))
         inner = t ** 2
-        ys = brow_y + arch + inner * (0.016 * e["brow_furrow"] - 0.022 * e["brow_tilt"]) \
-            + (1 - t) * 0.006 * e["brow_tilt"]
-        xs = xs - side * inner * 0.012 * e["brow_furrow"]
+        ys = brow_y + arch + inner * (0.03 * e["brow_furrow"] - 0.04 * e["brow_tilt"]) \
+            + (1 - t) * 0.012 * e["brow_tilt"]
+        xs = xs - side * inner * 0.022 * e["brow_furrow"]
         lm[list(idx), 0] = xs
         lm[list(idx), 1] = ys
         lm[list(idx), 2] = 0.25
@@ -113,12 +113,12 @@ def face_points(ident: FaceIdentity, state: FaceState) -> dict[str, np.ndarray]:
     lm[27:31, 0] = 0.0
     lm[27:31, 1] = np.linspace(0.0, ident.nose_len, 4)
     lm[27:31, 2] = np.linspace(0.3, 0.5, 4)
-    nose_base = ident.nose_len + 0.012 - 0.006 * e["nose_wrinkle"]
-    lm[31:36, 0] = np.linspace(-ident.nose_w, ident.nose_w, 5) * (1 + 0.1 * e["nose_wrinkle"])
+    nose_base = ident.nose_len + 0.012 - 0.012 * e["nose_wrinkle"]
+    lm[31:36, 0] = np.linspace(-ident.nose_w, ident.nose_w, 5) * (1 + 0.18 * e["nose_wrinkle"])
     lm[31:36, 1] = nose_base - np.array([0.0, 0.006, 0.01, 0.006, 0.0])
     lm[31:36, 2] = 0.35
     # eyes 36-41 (image left: outer, upper-outer, upper-inner, inner, lower-inner, lower-outer), 42-47
-    openness = 1 + 0.45 * e["eye_open"]
+    openness = 1 + 0.6 * e["eye_open"]
     up = ident.eye_size * 0.5 * openness
     lo = ident.eye_size * 0.32 * (1 + 0.25 * min(e["eye_open"], 0) + 0.1 * max(e["eye_open"], 0))
     blink = float(np.clip(state.blink, 0, 1))
@@ -135,9 +135,9 @@ def face_points(ident: FaceIdentity, state: FaceState) -> dict[str, np.ndarray]:
     # mouth 48-67
     my = ident.nose_len + 0.075
     hw = ident.mouth_w * (1 + 0.25 * (state.mouth_width - 0.5) - 0.28 * state.mouth_round
-                          + 0.16 * e["mouth_stretch"] + 0.1 * max(e["mouth_corner"], 0))
-    lift = 0.014 * e["upper_lip_raise"]
-    corner_y = my - 0.022 * e["mouth_corner"] + 0.25 * gap
+                          + 0.24 * e["mouth_stretch"] + 0.16 * max(e["mouth_corner"], 0))
+    lift = 0.026 * e["upper_lip_raise"]
+    corner_y = my - 0.042 * e["mouth_corner"] + 0.25 * gap
     ui = my - 0.3 * gap - lift * 0.5
     li = my + 0.7 * gap
     lip_up = ident.lip_thick * (1 + 0.35 * state.mouth_round)

@@ -34,7 +34,7 @@ from .config import progress as progress_bar
 from .espeak import Espeak, VoiceSpec
 from .faces import EXPRESSION_CHANNELS, FACE_ATTRIBUTES, FaceIdentity, FaceRenderer, FaceState
 
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2  # 2: stronger facial expressions (about twice the displacement)
 
 # ----------------------------------------------------------------------------------- sentences
 _SUBJECTS = ["The old man", "My brother", "A tall woman", "Bob", "The baker", "Mary", "Your mother",
@@ -89,7 +89,7 @@ EMOTION_FACE = {
 #: Head motion: amplitude factor and a pitch offset in degrees (sad looks down).
 EMOTION_MOTION = {"anger": (1.4, -1.0), "disgust": (0.9, 0.0), "fear": (1.2, 0.0),
                   "happy": (1.3, -0.5), "neutral": (1.0, 0.0), "sad": (0.6, 4.0)}
-INTENSITY_SCALE = {"low": 0.4, "medium": 0.7, "high": 1.0}
+INTENSITY_SCALE = {"low": 0.5, "medium": 0.75, "high": 1.0}
 EMOTION_CODES = {"anger": "ANG", "disgust": "DIS", "fear": "FEA", "happy": "HAP", "neutral": "NEU", "sad": "SAD"}
 INTENSITY_CODES = {"low": "LO", "medium": "MD", "high": "HI"}
 
