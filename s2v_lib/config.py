@@ -93,12 +93,49 @@ class FeatureConfig:
 
 
 @dataclass
+class TeacherConfig:
+    """The visual teachers of notebook 02 (both trained on pool A frames)."""
+
+    input_size: int = 64          # frames are resized to this before the CNN
+    width: int = 16               # channels of the first block (doubling per block)
+    emotion_embedding_dim: int = 64
+    identity_embedding_dim: int = 128
+    steps: int = 2000             # minibatches for the emotion teacher
+    identity_steps: int = 800     # minibatches for the identity teacher
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    cosface_scale: float = 24.0   # CosFace s
+    cosface_margin: float = 0.3   # CosFace m
+    temperature: float = 3.0      # T of the soft emotion distributions handed to the students
+
+
+@dataclass
+class StudentConfig:
+    """The audio students of notebook 03 (trained on pool B training utterances, no labels)."""
+
+    width: int = 64               # channels of the audio encoder
+    emotion_embedding_dim: int = 64
+    steps: int = 1000
+    batch_size: int = 32
+    crop_frames: int = 60         # training crops: up to 60 video frames = 2.4 s = 240 mel frames
+    lr: float = 2e-3
+    weight_decay: float = 1e-3
+    temperature: float = 3.0      # T of knowledge distillation (the teacher's stated T)
+    dropout: float = 0.1          # in the emotion student's embedding and head
+    identity_l2: float = 0.5      # weight of the L2 term beside the cosine in the identity loss
+    adversary_weight: float = 0.0  # > 0: gradient-reversal adversaries for disentanglement
+
+
+@dataclass
 class Profile:
     """Every knob of one course run."""
 
     name: str
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    teachers: TeacherConfig = field(default_factory=TeacherConfig)
+    students: StudentConfig = field(default_factory=StudentConfig)
     window_frames: int = 5  # video frames per training window (0.2 s at 25 fps)
     seed: int = 0
 
@@ -108,11 +145,14 @@ class Profile:
 
 PROFILES: dict[str, dict] = {
     # seconds on a CPU: enough to check that every stage runs and produces its numbers
-    "smoke": dict(corpus=dict(n_speakers=8, clips_per_speaker=18, n_sentences=40)),
+    "smoke": dict(corpus=dict(n_speakers=8, clips_per_speaker=18, n_sentences=40),
+                  teachers=dict(steps=80, identity_steps=40), students=dict(steps=60, width=32)),
     # the course: minutes on a 2-core laptop, enough data for the proofs to be clear
     "course": dict(corpus=dict(n_speakers=24, clips_per_speaker=36, n_sentences=40)),
     # sized for a GPU: more speakers and clips, larger faces
-    "paper": dict(corpus=dict(n_speakers=200, clips_per_speaker=54, n_sentences=120, resolution=128)),
+    "paper": dict(corpus=dict(n_speakers=200, clips_per_speaker=54, n_sentences=120, resolution=128),
+                  teachers=dict(steps=6000, identity_steps=3000, batch_size=128, input_size=128, width=32),
+                  students=dict(steps=6000, batch_size=64, width=128)),
 }
 
 

@@ -149,6 +149,13 @@ class FeatureCache:
                 f"{self.resolution}px, mel {self.mel.shape})")
 
 
+def open_cache(run) -> FeatureCache:
+    """The feature cache of a run directory, or an error that says which notebook makes it."""
+    from .runs import require
+
+    return FeatureCache(require(run, "cache", "cache.json", "01_data_preparation"))
+
+
 def build_cache(corpus: Corpus, cache_dir, resolution: int, features: FeatureConfig | None = None,
                 progress: bool = True, rebuild: bool = False) -> FeatureCache:
     """Preprocess every clip of ``corpus`` into ``cache_dir``, or reuse it if nothing changed."""

@@ -59,3 +59,90 @@ def save_figure(fig, run, name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     return path
+
+
+# ----------------------------------------------------------------------------------- checkpoints
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A weights file that cannot be used, with the reason in words."""
+
+
+def save_model(model, path, **extra) -> Path:
+    """Write a module's weights plus the config that made it (temp file, then rename: never half a file).
+
+    The module needs ``kind`` (a name) and ``config`` (its constructor's keyword arguments).
+    ``extra`` holds plain values (numbers, strings, lists, dicts) such as what it was trained on.
+    """
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = dict(kind=model.kind, format=CHECKPOINT_FORMAT, config=dict(model.config),
+                   state_dict=model.state_dict(), **extra)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_model(path, kind: str, classes: dict, hint: str = "", map_location="cpu"):
+    """Load a module saved by ``save_model`` with ``torch.load(weights_only=True)``.
+
+    ``classes`` maps kind names to module classes. A missing file, a file of another kind, or
+    weights that do not fit the network raise ``CheckpointError`` with the reason.
+    """
+    import torch
+
+    path = Path(path)
+    if kind not in classes:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(classes)}")
+    what = kind.replace("_", " ")
+    if not path.exists():
+        raise CheckpointError(f"no {what} weights at {path}" + (f": {hint}" if hint else ""))
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001  (pickle, zip and torch errors alike)
+        raise CheckpointError(f"{path} is not a readable torch weights file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        raise CheckpointError(f"{path} holds no model checkpoint (expected a dict with 'kind', 'config' and "
+                              f"'state_dict', as s2v_lib.runs.save_model writes)")
+    if payload.get("kind") != kind:
+        raise CheckpointError(f"{path} holds a {payload.get('kind')!r} checkpoint, not a {kind!r} one")
+    try:
+        model = classes[kind](**payload.get("config", {}))
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"the weights in {path} do not fit a {what}: {str(exc).splitlines()[0]}") from exc
+    return model.eval()
+
+
+def trained(path, key: dict, train, load, retrain: bool = False):
+    """Load if present, else compute: the model at ``path`` when it was trained on ``key``, else train it.
+
+    ``key`` (plain values: data fingerprint, settings, seed) is kept in ``<path>.json`` beside
+    the weights with the training history in ``<path>_history.csv``. ``train()`` must return
+    ``(model_or_models, history_dataframe)`` and save the weights to ``path``; ``load()``
+    returns the model(s). Returns ``(model_or_models, history, was_trained)``.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    sidecar = path.with_suffix(".json")
+    hist = path.with_name(path.stem + "_history.csv")
+    if not retrain and path.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("key") == _plain(key):
+        return load(), (pd.read_csv(hist) if hist.exists() else None), False
+    models, history = train()
+    history.to_csv(hist, index=False)
+    sidecar.write_text(json.dumps(dict(key=_plain(key)), indent=1))
+    return models, history, True
+
+
+def require(run, folder: str, marker: str, notebook: str) -> Path:
+    """``<run>/<folder>`` when an earlier stage made it (``marker`` exists there), else an error naming that stage."""
+    root = Path(run) / folder
+    if not (root / marker).exists():
+        raise FileNotFoundError(f"no {folder.replace('_', ' ')} in {Path(run)}: run notebook {notebook} with "
+                                f"run_dir={str(run)!r} first")
+    return root

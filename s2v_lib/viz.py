@@ -21,6 +21,8 @@ def face_grid(cache, speakers=None, emotions=EMOTIONS, max_speakers: int = 6):
         for j, emo in enumerate(emotions):
             ax = axes[i, j]
             ax.axis("off")
+            if i == 0:
+                ax.set_title(emo, fontsize=9)
             rows = idx[(idx.speaker == spk) & (idx.emotion == emo)]
             if "intensity" in rows:
                 rows = rows.assign(_o=rows.intensity.map(order).fillna(3)).sort_values("_o")
@@ -28,8 +30,6 @@ def face_grid(cache, speakers=None, emotions=EMOTIONS, max_speakers: int = 6):
                 continue
             r = rows.iloc[0]
             ax.imshow(cache.frames[int(r.frame_start) + int(r.n_frames) // 2])
-            if i == 0:
-                ax.set_title(emo, fontsize=9)
         axes[i, 0].text(-0.1, 0.5, spk, transform=axes[i, 0].transAxes, ha="right", va="center", fontsize=8)
     fig.tight_layout()
     return fig
@@ -126,3 +126,74 @@ def show_video(path, width: int = 256):
 
     rel = os.path.relpath(Path(path).resolve(), Path.cwd())
     return Video(rel, width=width, html_attributes="controls loop")
+
+
+def training_curves(history, columns, title: str = "", smooth: int = 25):
+    """Loss (or accuracy) per step, raw and as a running mean, one panel per column of ``history``."""
+    columns = [c for c in columns if c in history]
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.6 * len(columns), 2.8), squeeze=False)
+    for ax, col in zip(axes[0], columns):
+        ax.plot(history.step, history[col], color="0.75", lw=0.8)
+        ax.plot(history.step, history[col].rolling(smooth, min_periods=1).mean(), color="tab:blue", lw=1.6)
+        ax.set_xlabel("step")
+        ax.set_title(col.replace("_", " "), fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def embedding_2d(X, labels, title: str = "", ax=None, max_points: int = 3000, seed: int = 0):
+    """Embeddings projected on their first two principal components, one colour per label."""
+    X = np.asarray(X, float)
+    labels = np.asarray(labels)
+    if len(X) > max_points:
+        keep = np.random.default_rng(seed).choice(len(X), max_points, replace=False)
+        X, labels = X[keep], labels[keep]
+    Xc = X - X.mean(0)
+    _, _, vt = np.linalg.svd(Xc, full_matrices=False)
+    P = Xc @ vt[:2].T
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.4, 4))
+    names = sorted(np.unique(labels))
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    for k, name in enumerate(names):
+        m = labels == name
+        ax.scatter(P[m, 0], P[m, 1], s=5, color=cmap(k % cmap.N), label=str(name), alpha=0.7)
+    if len(names) <= 12:
+        ax.legend(fontsize=6, markerscale=2, loc="best")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=10)
+    return ax
+
+
+def emotion_timeline(probs: np.ndarray, fps: int, labels=EMOTIONS, title: str = "", ax=None):
+    """A per-frame emotion distribution (T, K) as stacked areas over time."""
+    t = np.arange(len(probs)) / fps
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 2.4))
+    ax.stackplot(t, np.asarray(probs).T, labels=labels, alpha=0.85)
+    ax.set_xlim(t[0], t[-1] if len(t) > 1 else 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("p")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    ax.set_title(title, fontsize=10)
+    return ax
+
+
+def retrieval_example(query_face: np.ndarray, faces: list, names: list, scores: list, truth: str, title: str = ""):
+    """A voice query (with the face of its speaker, unseen by the model) and the top gallery faces."""
+    fig, axes = plt.subplots(1, len(faces) + 1, figsize=(1.7 * (len(faces) + 1), 2.2))
+    axes[0].imshow(query_face)
+    axes[0].set_title(f"voice of\n{truth}", fontsize=8)
+    for ax, face, name, s in zip(axes[1:], faces, names, scores):
+        ax.imshow(face)
+        ax.set_title(f"{name}\ncos {s:.2f}", fontsize=8, color="tab:green" if name == truth else "black")
+    for ax in axes:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -44,3 +44,28 @@ def test_unknown_profile_and_unknown_setting():
 def test_validate_directly():
     with pytest.raises(ValueError, match="n_speakers"):
         CorpusConfig(n_speakers=0).validate()
+
+
+def test_environment_yml_pins_what_pyproject_pins():
+    """conda users get the same versions: every pin of pyproject.toml is in environment.yml."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    pins = project["dependencies"] + [d for ds in project["optional-dependencies"].values() for d in ds]
+    env = yaml.safe_load((root / "environment.yml").read_text())["dependencies"]
+    listed = {}
+    for dep in env:
+        for item in (dep["pip"] if isinstance(dep, dict) else [dep]):
+            m = re.match(r"([A-Za-z0-9_.\-]+)\s*=?=\s*([0-9][^\s#]*)", item)
+            if m:
+                listed[m.group(1).lower()] = m.group(2)
+    conda_names = {"soundfile": "pysoundfile"}
+    for pin in pins:
+        name, version = re.match(r"([A-Za-z0-9_.\-]+)==([^\s;]+)", pin).groups()
+        name = conda_names.get(name.lower(), name.lower())
+        assert listed.get(name) == version, f"environment.yml should pin {name} {version} (pyproject.toml does)"
