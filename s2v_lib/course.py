@@ -8,6 +8,8 @@ from pathlib import Path
 #: The ordered lessons. A notebook on disk that is not here is an error (tests check it).
 NOTEBOOKS = [
     "01_data_preparation.ipynb",
+    "02_teacher_features.ipynb",
+    "03_distillation.ipynb",
 ]
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
