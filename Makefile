@@ -36,6 +36,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synthtalk.py
 	$(PY) benchmarks/bench_ingest.py
+	$(PY) benchmarks/bench_training.py
 
 clean-runs:
 	rm -rf runs/

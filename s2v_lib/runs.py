@@ -80,7 +80,7 @@ def save_model(model, path, **extra) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(kind=model.kind, format=CHECKPOINT_FORMAT, config=dict(model.config),
-                   state_dict=model.state_dict(), **extra)
+                   state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
@@ -88,7 +88,7 @@ def save_model(model, path, **extra) -> Path:
 
 
 def load_model(path, kind: str, classes: dict, hint: str = "", map_location="cpu"):
-    """Load a module saved by ``save_model`` with ``torch.load(weights_only=True)``.
+    """Load a module saved by ``save_model`` with ``torch.load(weights_only=True)``, in eval mode, on ``map_location``.
 
     ``classes`` maps kind names to module classes. A missing file, a file of another kind, or
     weights that do not fit the network raise ``CheckpointError`` with the reason.
@@ -113,6 +113,7 @@ def load_model(path, kind: str, classes: dict, hint: str = "", map_location="cpu
     try:
         model = classes[kind](**payload.get("config", {}))
         model.load_state_dict(payload["state_dict"])
+        model.to(map_location)
     except (TypeError, RuntimeError) as exc:
         raise CheckpointError(f"the weights in {path} do not fit a {what}: {str(exc).splitlines()[0]}") from exc
     return model.eval()

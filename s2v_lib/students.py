@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import EMOTIONS, StudentConfig
+from .config import EMOTIONS, StudentConfig, device
 from .config import progress as progress_bar
 from .runs import load_model, save_model
 
@@ -236,10 +236,12 @@ def train_students(utts: Utterances, cfg: StudentConfig, targets: str = "teacher
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     n_mels = utts.mel[0].shape[1]
-    emo = EmotionStudent(n_mels, cfg.width, cfg.emotion_embedding_dim, dropout=cfg.dropout)
-    ident = IdentityStudent(n_mels, cfg.width, utts.face.shape[1])
-    adv_id = nn.Sequential(nn.Linear(cfg.emotion_embedding_dim, 128), nn.ReLU(), nn.Linear(128, utts.face.shape[1]))
-    adv_emo = nn.Sequential(nn.Linear(utts.face.shape[1], 128), nn.ReLU(), nn.Linear(128, len(EMOTIONS)))
+    dev = device()
+    emo = EmotionStudent(n_mels, cfg.width, cfg.emotion_embedding_dim, dropout=cfg.dropout).to(dev)
+    ident = IdentityStudent(n_mels, cfg.width, utts.face.shape[1]).to(dev)
+    adv_id = nn.Sequential(nn.Linear(cfg.emotion_embedding_dim, 128), nn.ReLU(),
+                           nn.Linear(128, utts.face.shape[1])).to(dev)
+    adv_emo = nn.Sequential(nn.Linear(utts.face.shape[1], 128), nn.ReLU(), nn.Linear(128, len(EMOTIONS))).to(dev)
     params = [*emo.parameters(), *ident.parameters()]
     use_adv = cfg.adversary_weight > 0 and targets == "teacher"
     if use_adv:
@@ -251,7 +253,7 @@ def train_students(utts: Utterances, cfg: StudentConfig, targets: str = "teacher
         spk = utts.meta.speaker.to_numpy()
         means = {s: F.normalize(face[spk == s].mean(0), dim=0) for s in np.unique(spk)}
         face = torch.stack([means[s] for s in spk])
-    truth = torch.from_numpy(utts.emotion_ids)
+    face, truth = face.to(dev), torch.from_numpy(utts.emotion_ids).to(dev)
     emo.train()
     ident.train()
     history, t0 = [], time.perf_counter()
@@ -259,22 +261,23 @@ def train_students(utts: Utterances, cfg: StudentConfig, targets: str = "teacher
     for step in bar:
         pick = rng.integers(len(utts), size=cfg.batch_size)
         mel, soft = _crop_batch(utts, pick, cfg.crop_frames, rng)
-        mel = _spec_augment(mel, gen)
+        mel, soft = _spec_augment(mel, gen).to(dev), soft.to(dev)
+        pick_t = torch.from_numpy(pick).to(dev)
         out = emo(mel)
         pred_face = ident(mel)
         if targets == "teacher":
             l_emo = kd_loss(out["logits"], soft, cfg.temperature)
         else:
-            y = truth[pick][:, None].expand(-1, out["logits"].shape[1])
+            y = truth[pick_t][:, None].expand(-1, out["logits"].shape[1])
             l_emo = F.cross_entropy(out["logits"].reshape(-1, len(EMOTIONS)), y.reshape(-1))
-        l_id = identity_loss(pred_face, face[pick], cfg.identity_l2)
+        l_id = identity_loss(pred_face, face[pick_t], cfg.identity_l2)
         loss = l_emo + l_id
         row = dict(step=step + 1, emotion_loss=float(l_emo.detach()), identity_loss=float(l_id.detach()))
         if use_adv:
             # adversary 1 reads the teacher's face embedding from the emotion embedding;
             # adversary 2 reads the teacher's clip emotion from the identity embedding
             guess_face = adv_id(grad_reverse(out["embedding"], cfg.adversary_weight))
-            l_a1 = 1 - F.cosine_similarity(guess_face, face[pick], dim=-1).mean()
+            l_a1 = 1 - F.cosine_similarity(guess_face, face[pick_t], dim=-1).mean()
             clip_soft = soft.mean(1)
             guess_emo = adv_emo(grad_reverse(F.normalize(pred_face, dim=-1), cfg.adversary_weight))
             l_a2 = kd_loss(guess_emo, clip_soft, 1.0)
@@ -302,15 +305,16 @@ def predict(emotion_student: EmotionStudent, identity_student: IdentityStudent, 
     """
     emotion_student.eval()
     identity_student.eval()
+    dev = next(emotion_student.parameters()).device
     probs, emb, ident = [], [], []
     for mel in utts.mel:
-        x = torch.from_numpy(mel[None])
+        x = torch.from_numpy(mel[None]).to(dev)
         out = emotion_student(x)
         probs.append(torch.softmax(out["logits"][0], -1).mean(0))
         emb.append(out["embedding"][0])
         ident.append(F.normalize(identity_student(x)[0], dim=0))
-    return dict(probs=torch.stack(probs).numpy(), emotion_embedding=torch.stack(emb).numpy(),
-                identity=torch.stack(ident).numpy())
+    return dict(probs=torch.stack(probs).cpu().numpy(), emotion_embedding=torch.stack(emb).cpu().numpy(),
+                identity=torch.stack(ident).cpu().numpy())
 
 
 def evaluate(pred: dict, utts: Utterances, gallery_speakers, gallery) -> dict:
@@ -425,4 +429,4 @@ def publish(run, variant: str) -> list:
 
 def load_student(path, kind: str) -> nn.Module:
     """Load an ``emotion_student`` or ``identity_student`` saved by ``save_student``."""
-    return load_model(path, kind, _KINDS, hint="train the students in notebook 03")
+    return load_model(path, kind, _KINDS, hint="train the students in notebook 03", map_location=device())

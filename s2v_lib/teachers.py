@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import EMOTIONS, TeacherConfig
+from .config import EMOTIONS, TeacherConfig, device
 from .config import progress as progress_bar
 from .runs import CheckpointError, load_model, save_model
 
@@ -134,14 +134,13 @@ def as_batch(frames, device=None) -> torch.Tensor:
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, colour: float = 0.1, shift: float = 0.06,
-            scale: float = 0.06, rotate_deg: float = 5.0, recolour: bool = False) -> torch.Tensor:
+            scale: float = 0.06, rotate_deg: float = 5.0) -> torch.Tensor:
     """Random small affine jitter, horizontal flip and brightness/contrast change, per sample.
 
     Real face crops move a few pixels from frame to frame (detector jitter) and differ in
     lighting; teachers that have seen this generalise beyond the exact crops of SynthTalk.
-    Identity keeps ``colour`` small: skin and hair colour are part of who someone is. For the
-    emotion teacher they are a nuisance: ``recolour`` permutes the colour channels and mixes
-    towards grey at random, so that it cannot tell emotions apart by whose face it is.
+    Identity keeps ``colour`` small: skin and hair colour are part of who someone is. (Hue
+    changes would hurt the emotion teacher too: anger flushes the face.)
     """
     b = x.shape[0]
     r = lambda *s: torch.rand(*s, generator=gen) * 2 - 1  # noqa: E731  uniform in [-1, 1]
@@ -160,11 +159,6 @@ def augment(x: torch.Tensor, gen: torch.Generator, colour: float = 0.1, shift: f
         gain = (1 + r(b, 1, 1, 1) * colour).to(x)
         bias = (r(b, 1, 1, 1) * colour / 2).to(x)
         x = ((x - 0.5) * gain + 0.5 + bias).clamp(0, 1)
-    if recolour:
-        perm = torch.stack([torch.randperm(3, generator=gen) for _ in range(b)])
-        x = torch.gather(x, 1, perm[:, :, None, None].expand_as(x).to(x.device))
-        grey = torch.rand(b, 1, 1, 1, generator=gen).to(x)
-        x = x * (1 - grey) + x.mean(1, keepdim=True) * grey
     return x
 
 
@@ -201,20 +195,21 @@ def _load_frames(cache, rows: np.ndarray) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------------- training
 def _train(model: nn.Module, loss_fn, table: FrameTable, labels: np.ndarray, cache, cfg: TeacherConfig,
-           colour: float, seed: int, progress: bool, desc: str, extra_params=(), recolour: bool = False) -> pd.DataFrame:
+           colour: float, seed: int, progress: bool, desc: str, extra_params=()) -> pd.DataFrame:
     """Minibatch SGD (AdamW, cosine learning rate) over random frames of ``table``."""
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     params = list(model.parameters()) + list(extra_params)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
+    dev = device()
     model.train()
     history, t0 = [], time.perf_counter()
     bar = progress_bar(range(cfg.steps), progress, desc=desc, unit="step")
     for step in bar:
         pick = rng.integers(len(table), size=cfg.batch_size)
-        x = augment(_load_frames(cache, table.frame[pick]), gen, colour=colour, recolour=recolour)
-        loss, acc = loss_fn(x, torch.from_numpy(labels[pick]).long())
+        x = augment(_load_frames(cache, table.frame[pick]).to(dev), gen, colour=colour)
+        loss, acc = loss_fn(x, torch.from_numpy(labels[pick]).long().to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -235,7 +230,7 @@ def train_emotion_teacher(cache, index: pd.DataFrame, cfg: TeacherConfig, seed: 
     Returns ``(model, history)``; history has one row per step (loss, batch accuracy, seconds).
     """
     torch.manual_seed(seed)
-    model = EmotionTeacher(cfg.input_size, cfg.width, cfg.emotion_embedding_dim)
+    model = EmotionTeacher(cfg.input_size, cfg.width, cfg.emotion_embedding_dim).to(device())
     table = FrameTable.of(index)
 
     def loss_fn(x, y):
@@ -254,9 +249,10 @@ def train_identity_teacher(cache, index: pd.DataFrame, cfg: TeacherConfig, seed:
     Returns ``(model, history)``; the CosFace head is discarded: only the embedding is kept.
     """
     torch.manual_seed(seed + 1)
-    model = IdentityTeacher(cfg.input_size, cfg.width, cfg.identity_embedding_dim)
+    model = IdentityTeacher(cfg.input_size, cfg.width, cfg.identity_embedding_dim).to(device())
     table = FrameTable.of(index)
-    head = CosFaceHead(cfg.identity_embedding_dim, len(table.speakers), cfg.cosface_scale, cfg.cosface_margin)
+    head = CosFaceHead(cfg.identity_embedding_dim, len(table.speakers), cfg.cosface_scale,
+                       cfg.cosface_margin).to(device())
 
     def loss_fn(x, y):
         emb = model(x)
@@ -280,13 +276,14 @@ def save_teacher(model: nn.Module, path, **extra) -> Path:
     return save_model(model, path, **extra)
 
 
-def load_teacher(path, kind: str, map_location="cpu") -> nn.Module:
+def load_teacher(path, kind: str, map_location=None) -> nn.Module:
     """Load an ``emotion_teacher`` or ``identity_teacher`` saved by ``save_teacher``.
 
-    Uses ``torch.load(weights_only=True)``; a missing file, a file of the other kind or weights
+    Uses ``torch.load(weights_only=True)`` and puts the model on ``map_location`` (default:
+    ``config.device()``); a missing file, a file of the other kind or weights
     that do not fit the network raise ``TeacherLoadError`` with the reason.
     """
-    return load_model(path, kind, _KINDS, map_location=map_location,
+    return load_model(path, kind, _KINDS, map_location=map_location or device(),
                       hint=f"train the teachers in notebook 02, or give the path of a {kind.replace('_', ' ')} "
                            f"file saved by s2v_lib.teachers.save_teacher")
 
@@ -338,13 +335,15 @@ class VisualTeachers:
 
     ``emotion(frames)`` -> ``(probs (N, 6) = softmax(logits / T), logits (N, 6), embedding (N, De))``;
     ``identity(frames)`` -> unit embeddings (N, Di). ``frames``: uint8 (N, H, W, 3) or float
-    (N, 3, H, W) in [0, 1]. Both run in eval mode without gradients, in batches.
+    (N, 3, H, W) in [0, 1]. Both run in eval mode without gradients, in batches, on the device
+    the models sit on; results come back on the CPU.
     """
 
     def __init__(self, emotion: nn.Module, identity: nn.Module, temperature: float = 3.0, batch_size: int = 256):
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.emotion_model, self.identity_model = emotion.eval(), identity.eval()
+        self.device = next(emotion.parameters()).device
         self.temperature, self.batch_size = float(temperature), int(batch_size)
 
     @classmethod
@@ -356,15 +355,15 @@ class VisualTeachers:
     def emotion(self, frames):
         logits, emb = [], []
         for k in range(0, len(frames), self.batch_size):
-            z, e = self.emotion_model(as_batch(frames[k:k + self.batch_size]))
-            logits.append(z)
-            emb.append(e)
+            z, e = self.emotion_model(as_batch(frames[k:k + self.batch_size], self.device))
+            logits.append(z.float().cpu())
+            emb.append(e.float().cpu())
         logits = torch.cat(logits)
         return torch.softmax(logits / self.temperature, -1), logits, torch.cat(emb)
 
     @torch.no_grad()
     def identity(self, frames) -> torch.Tensor:
-        return torch.cat([self.identity_model(as_batch(frames[k:k + self.batch_size]))
+        return torch.cat([self.identity_model(as_batch(frames[k:k + self.batch_size], self.device)).float().cpu()
                           for k in range(0, len(frames), self.batch_size)])
 
 

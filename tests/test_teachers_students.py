@@ -143,6 +143,13 @@ def tiny_teachers(tiny_cache, tmp_path_factory):
     return run, teachers.VisualTeachers(emo, ident, temperature=2.0), (h1, h2)
 
 
+@pytest.fixture(scope="module")
+def tiny_features(tiny_cache, tiny_teachers):
+    run, visual, _ = tiny_teachers
+    return teachers.extract_features(visual, tiny_cache, run / "teacher_features", progress=False,
+                                     sources=dict(e=teachers.model_digest(visual.emotion_model)))
+
+
 def test_teachers_train_save_and_reload(tiny_cache, tiny_teachers):
     run, visual, (h1, h2) = tiny_teachers
     assert len(h1) == TINY_TEACHERS.steps and np.isfinite(h1.loss).all() and np.isfinite(h2.loss).all()
@@ -163,15 +170,14 @@ def test_seeded_teacher_training_is_reproducible(tiny_cache):
         assert torch.equal(va, vb), k
 
 
-def test_teacher_scores_and_features(tiny_cache, tiny_teachers):
+def test_teacher_scores_and_features(tiny_cache, tiny_teachers, tiny_features):
     run, visual, _ = tiny_teachers
     b = split_index(tiny_cache.index, "B")
     emo = teachers.evaluate_emotion(visual, tiny_cache, b)
     assert 0 <= emo["accuracy"] <= 1 and emo["confusion"].sum() == emo["frames"]
     ident = teachers.evaluate_identity(visual, tiny_cache, split_index(tiny_cache.index), n_pairs=200)
     assert 0 <= ident["eer"] <= 1
-    feats = teachers.extract_features(visual, tiny_cache, run / "teacher_features", progress=False,
-                                      sources=dict(e=teachers.model_digest(visual.emotion_model)))
+    feats = tiny_features
     n = int(feats.index.n_frames.sum())
     assert feats.probs.shape == (n, len(EMOTIONS)) and feats.identity.shape[0] == n
     clip = feats.index["clip"].iloc[0]
@@ -186,7 +192,7 @@ def test_teacher_scores_and_features(tiny_cache, tiny_teachers):
         teachers.open_features(run / "elsewhere")
 
 
-def test_students_train_predict_and_score(tiny_cache, tiny_teachers):
+def test_students_train_predict_and_score(tiny_cache, tiny_teachers, tiny_features):
     run, visual, _ = tiny_teachers
     feats = teachers.open_features(run)
     utts = students.Utterances.load(tiny_cache, feats, pools=("B",))
@@ -208,8 +214,8 @@ def test_students_train_predict_and_score(tiny_cache, tiny_teachers):
         students.get_students("magic", utts, feats, run, TINY_STUDENTS)
 
 
-def test_student_training_is_reproducible(tiny_cache, tiny_teachers):
-    feats = teachers.open_features(tiny_teachers[0])
+def test_student_training_is_reproducible(tiny_cache, tiny_features):
+    feats = tiny_features
     utts = students.Utterances.load(tiny_cache, feats, pools=("B",))
     cfg = dataclasses.replace(TINY_STUDENTS, adversary_weight=1.0)
     a = students.train_students(utts, cfg, seed=5, progress=False)
