@@ -3,7 +3,8 @@
 Prints training samples per second (forward, backward and optimiser step on random inputs of
 the real shapes; one sample = one face frame for a teacher, one utterance crop for the pair of
 students) for the course settings, on the CPU with the available threads and on a GPU when one
-is present. Data loading is not included (it is a memory-mapped read, a few per cent of a step).
+is present. Reading frames from the memory map is not included: on a CPU it is a few per cent
+of a step; on a GPU, where the steps are fast, it takes a good share of the notebooks' time.
 
     python benchmarks/bench_training.py [--profile course] [--steps 30] [--resolution 64]
 """

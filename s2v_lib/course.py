@@ -41,5 +41,9 @@ def run_course(profile: str = "course", run="runs/course", corpus: str | None = 
                             progress_bar=not log_output, log_output=log_output)
         timings[name] = round(time.perf_counter() - t0, 1)
         print(f"[course] {name} done in {timings[name]:.0f} s", flush=True)
-    (run / "course_timings.json").write_text(json.dumps(dict(profile=profile, seconds=timings), indent=1))
+    path = run / "course_timings.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    seconds = dict(old.get("seconds", {})) if old.get("profile") == profile else {}
+    seconds.update(timings)  # a notebook re-run alone keeps the others' times
+    path.write_text(json.dumps(dict(profile=profile, seconds=seconds), indent=1))
     return timings

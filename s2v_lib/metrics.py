@@ -67,7 +67,7 @@ def sample_pairs(ids, n_pairs: int, seed: int = 0, groups=None):
 
 
 def retrieval_ranks(queries, query_ids, gallery, gallery_ids) -> np.ndarray:
-    """Rank (1 = best) of each query's own identity in the gallery, by cosine similarity.
+    """Rank (1 = best) of each query's own identity in the gallery, by cosine similarity; ties count against it.
 
     ``queries`` (Q, D), ``gallery`` (G, D) with one row per identity in ``gallery_ids``.
     """
@@ -82,7 +82,8 @@ def retrieval_ranks(queries, query_ids, gallery, gallery_ids) -> np.ndarray:
     sim = q @ g.T
     own = np.array([gallery_ids.index(u) for u in query_ids])
     own_sim = sim[np.arange(len(q)), own]
-    return 1 + (sim > own_sim[:, None]).sum(1)
+    # ties count against the query: a collapsed embedding (all similarities equal) ranks last
+    return (sim >= own_sim[:, None]).sum(1)
 
 
 def top_k(ranks, k: int) -> float:

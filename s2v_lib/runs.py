@@ -134,6 +134,7 @@ def trained(path, key: dict, train, load, retrain: bool = False):
     hist = path.with_name(path.stem + "_history.csv")
     if not retrain and path.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("key") == _plain(key):
         return load(), (pd.read_csv(hist) if hist.exists() else None), False
+    sidecar.unlink(missing_ok=True)  # a crash while training must not leave an old key beside new weights
     models, history = train()
     history.to_csv(hist, index=False)
     sidecar.write_text(json.dumps(dict(key=_plain(key)), indent=1))

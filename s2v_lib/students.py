@@ -168,7 +168,10 @@ class Utterances:
     face: np.ndarray
 
     @classmethod
-    def load(cls, cache, features, pools=("B",), splits=None) -> "Utterances":
+    def load(cls, cache, features, pools=("B",), splits=None, temperature: float | None = None) -> "Utterances":
+        """The clips of ``pools`` (and ``splits``); soft targets at ``temperature`` (default: the features' T)."""
+        if features.info["fingerprint"].get("cache") != cache.info.get("fingerprint"):
+            raise ValueError("the teacher features were extracted from another feature cache: re-run notebook 02")
         idx = features.index
         sel = idx.pool.isin(list(pools)) & (idx.split.isin(list(splits)) if splits is not None else True)
         meta = idx[sel].reset_index(drop=True)
@@ -176,7 +179,10 @@ class Utterances:
             raise ValueError(f"no clips in pools {list(pools)} / splits {splits} of the teacher features")
         mel = [((np.asarray(cache.clip_mel(c)) - cache.mel_mean) / cache.mel_std).astype(np.float32)
                for c in meta["clip"]]
-        soft = [features.soft_targets(c) for c in meta["clip"]]
+        soft = [features.soft_targets(c, temperature) for c in meta["clip"]]
+        bad = [c for c, m, p in zip(meta["clip"], mel, soft) if len(m) != 4 * len(p)]
+        if bad:
+            raise ValueError(f"mel frames and teacher frames disagree for {bad[:3]}: re-run notebooks 01 and 02")
         face = features.clip_identity[idx.index[sel]]
         return cls(meta, mel, soft, face)
 
@@ -306,13 +312,14 @@ def predict(emotion_student: EmotionStudent, identity_student: IdentityStudent, 
     emotion_student.eval()
     identity_student.eval()
     dev = next(emotion_student.parameters()).device
+    dev_id = next(identity_student.parameters()).device
     probs, emb, ident = [], [], []
     for mel in utts.mel:
         x = torch.from_numpy(mel[None]).to(dev)
         out = emotion_student(x)
         probs.append(torch.softmax(out["logits"][0], -1).mean(0))
         emb.append(out["embedding"][0])
-        ident.append(F.normalize(identity_student(x)[0], dim=0))
+        ident.append(F.normalize(identity_student(x.to(dev_id))[0], dim=0).to(dev))
     return dict(probs=torch.stack(probs).cpu().numpy(), emotion_embedding=torch.stack(emb).cpu().numpy(),
                 identity=torch.stack(ident).cpu().numpy())
 
@@ -330,15 +337,17 @@ def evaluate(pred: dict, utts: Utterances, gallery_speakers, gallery) -> dict:
     return dict(emotion_acc=float((guess == truth).mean()), emotion_chance=chance_accuracy(truth),
                 teacher_agreement=float((guess == teacher).mean()),
                 teacher_acc=float((teacher == truth).mean()),
-                identity_top1=top_k(ranks, 1), identity_top5=top_k(ranks, 5),
-                identity_top1_chance=top_k_chance(n, 1), identity_top5_chance=top_k_chance(n, 5),
+                identity_top1=top_k(ranks, 1), identity_top1_chance=top_k_chance(n, 1),
+                # top-5 says nothing when the gallery has 5 or fewer faces
+                identity_top5=top_k(ranks, 5) if n > 5 else float("nan"),
+                identity_top5_chance=top_k_chance(n, 5) if n > 5 else float("nan"),
                 n_utterances=len(utts), n_speakers=n, ranks=ranks, predicted=guess)
 
 
 def retrieval(query: np.ndarray, gallery_speakers, gallery: np.ndarray, k: int = 5) -> dict:
     """The ``k`` gallery identities most similar (cosine) to one query embedding: ``speakers``, ``scores``."""
-    g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
-    sim = g @ (query / np.linalg.norm(query))
+    g = gallery / (np.linalg.norm(gallery, axis=1, keepdims=True) + 1e-12)
+    sim = g @ (query / (np.linalg.norm(query) + 1e-12))
     top = np.argsort(-sim, kind="stable")[:k]
     return dict(speakers=[list(gallery_speakers)[i] for i in top], scores=[float(sim[i]) for i in top])
 

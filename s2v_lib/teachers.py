@@ -324,7 +324,11 @@ def get_teacher(kind: str, cache, run, cfg: TeacherConfig, seed: int = 0, weight
         save_teacher(model, path, trained_on=f"pool A train: {len(index)} clips, {index.speaker.nunique()} speakers")
         return model, history
 
-    key = dict(cache=cache.info.get("fingerprint"), config=dataclasses.asdict(cfg), seed=seed)
+    shared = ("input_size", "width", "batch_size", "lr", "weight_decay")
+    own = ("steps", "emotion_embedding_dim") if kind == "emotion_teacher" else \
+        ("identity_steps", "identity_embedding_dim", "cosface_scale", "cosface_margin")
+    settings = {k: getattr(cfg, k) for k in shared + own}  # the temperature is not a training setting
+    key = dict(cache=cache.info.get("fingerprint"), config=settings, seed=seed)
     model, history, _ = trained(path, key, train, lambda: load_teacher(path, kind), retrain)
     return model, history
 
@@ -343,7 +347,8 @@ class VisualTeachers:
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.emotion_model, self.identity_model = emotion.eval(), identity.eval()
-        self.device = next(emotion.parameters()).device
+        self.emotion_device = next(emotion.parameters()).device
+        self.identity_device = next(identity.parameters()).device
         self.temperature, self.batch_size = float(temperature), int(batch_size)
 
     @classmethod
@@ -355,7 +360,7 @@ class VisualTeachers:
     def emotion(self, frames):
         logits, emb = [], []
         for k in range(0, len(frames), self.batch_size):
-            z, e = self.emotion_model(as_batch(frames[k:k + self.batch_size], self.device))
+            z, e = self.emotion_model(as_batch(frames[k:k + self.batch_size], self.emotion_device))
             logits.append(z.float().cpu())
             emb.append(e.float().cpu())
         logits = torch.cat(logits)
@@ -363,7 +368,7 @@ class VisualTeachers:
 
     @torch.no_grad()
     def identity(self, frames) -> torch.Tensor:
-        return torch.cat([self.identity_model(as_batch(frames[k:k + self.batch_size], self.device)).float().cpu()
+        return torch.cat([self.identity_model(as_batch(frames[k:k + self.batch_size], self.identity_device)).float().cpu()
                           for k in range(0, len(frames), self.batch_size)])
 
 
@@ -373,13 +378,18 @@ def evaluate_emotion(teachers: VisualTeachers, cache, index: pd.DataFrame, strid
     from sklearn.metrics import confusion_matrix
 
     table = FrameTable.of(index, stride)
-    pred = np.concatenate([teachers.emotion(_load_frames(cache, table.frame[k:k + 1024]))[1].argmax(1).numpy()
-                           for k in range(0, len(table), 1024)])
+    logits = np.concatenate([teachers.emotion(_load_frames(cache, table.frame[k:k + 1024]))[1].numpy()
+                             for k in range(0, len(table), 1024)])
+    pred = logits.argmax(1)
     labels = list(range(len(EMOTIONS)))
+    # a clip's emotion: the mean of its frames' distributions (as the students are scored)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    clip_probs = pd.DataFrame(p / p.sum(1, keepdims=True)).groupby(table.clip).mean()
+    clip_truth = pd.Series(table.emotion).groupby(table.clip).first()
     return dict(accuracy=float((pred == table.emotion).mean()), chance=float(np.bincount(table.emotion).max()
                                                                             / len(table)),
                 confusion=confusion_matrix(table.emotion, pred, labels=labels), frames=len(table),
-                per_clip_accuracy=float(pd.Series(pred == table.emotion).groupby(table.clip).mean().gt(0.5).mean()))
+                clip_accuracy=float((clip_probs.to_numpy().argmax(1) == clip_truth.to_numpy()).mean()))
 
 
 def evaluate_identity(teachers: VisualTeachers, cache, index: pd.DataFrame, n_pairs: int = 20000,
@@ -447,23 +457,33 @@ class TeacherFeatures:
                 f"{self.info['n_frames']} frames, T={self.temperature})")
 
 
-def open_features(run) -> TeacherFeatures:
-    """The teacher features of a run directory, or an error that says which notebook makes them."""
+def open_features(run, cache=None) -> TeacherFeatures:
+    """The teacher features of a run directory, or an error that says which notebook makes them.
+
+    With ``cache``: also an error when they were extracted from another version of the cache
+    (notebook 01 was re-run since), since they would then pair old targets with new sounds.
+    """
     from .runs import require
 
-    return TeacherFeatures(require(run, "teacher_features", "features.json", "02_teacher_features"))
+    features = TeacherFeatures(require(run, "teacher_features", "features.json", "02_teacher_features"))
+    if cache is not None and features.info["fingerprint"].get("cache") != cache.info.get("fingerprint"):
+        raise ValueError(f"the teacher features in {Path(run)} were extracted from an older feature cache: "
+                         f"re-run notebook 02_teacher_features")
+    return features
 
 
 def extract_features(teachers: VisualTeachers, cache, out_dir, pools=("B", "C"), sources: dict | None = None,
                      progress: bool = True, rebuild: bool = False) -> TeacherFeatures:
     """Run both teachers over every frame of the clips of ``pools`` once; reuse the files afterwards.
 
-    ``sources`` (e.g. the digests of the teachers' weight files) joins the cache's fingerprint
-    and the temperature in a fingerprint: change any of them and the features are extracted again.
+    A fingerprint of the cache, the teachers' weights (``model_digest``), the temperature and any
+    other ``sources`` decides reuse: change any of them and the features are extracted again.
     """
     out_dir = Path(out_dir)
+    sources = dict(sources or {}, emotion=model_digest(teachers.emotion_model),
+                   identity=model_digest(teachers.identity_model))
     fp = dict(cache=cache.info.get("fingerprint"), pools=list(pools), temperature=teachers.temperature,
-              sources=sources or {})
+              sources=sources)
     info_path = out_dir / "features.json"
     if not rebuild and info_path.exists() and json.loads(info_path.read_text()).get("fingerprint") == fp:
         return TeacherFeatures(out_dir)
