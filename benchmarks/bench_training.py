@@ -1,4 +1,4 @@
-"""Training throughput of the visual teachers and the audio students (notebooks 02 and 03).
+"""Training throughput of the visual teachers, the audio students (notebooks 02 and 03) and the sync expert.
 
 Prints training samples per second (forward, backward and optimiser step on random inputs of
 the real shapes; one sample = one face frame for a teacher, one utterance crop for the pair of
@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from s2v_lib import get_profile, students, teachers
+from s2v_lib import get_profile, students, sync, teachers
 
 
 def _rate(step, batch: int, steps: int, device) -> float:
@@ -79,6 +79,21 @@ def bench(device, profile: str, steps: int, resolution: int) -> dict:
         opt_s.step()
 
     out[f"students, both ({n}-frame utterance crops/s)"] = _rate(student_step, sc.batch_size, steps, device)
+
+    yc = cfg.sync
+    expert = sync.SyncExpert(80, yc.width, yc.embedding_dim).to(device).train()
+    opt_y = torch.optim.AdamW(expert.parameters(), lr=yc.lr)
+    mouths = sync.mouth_region(torch.rand(yc.batch_size, sync.WINDOW, 3, resolution, resolution)).to(device)
+    sounds = torch.randn(yc.batch_size * (1 + yc.negatives), 4 * sync.WINDOW, 80).to(device)
+
+    def sync_step():
+        a = expert.embed_audio(sounds).reshape(yc.batch_size, 1 + yc.negatives, -1)
+        loss = sync.sync_loss(expert.embed_video(mouths), a, yc.scale)
+        opt_y.zero_grad()
+        loss.backward()
+        opt_y.step()
+
+    out["sync expert (mouth windows/s, each with its candidate sounds)"] = _rate(sync_step, yc.batch_size, steps, device)
     out["steps per second: emotion teacher"] = out["emotion teacher (frames/s)"] / tc.batch_size
     out["seconds for the profile's teacher + student steps"] = (
         tc.steps * tc.batch_size / out["emotion teacher (frames/s)"]
@@ -99,7 +114,7 @@ def main():
             f"CPU, {torch.get_num_threads()} threads ({os.cpu_count()} cores)"
         print(f"\n== {name} | profile {args.profile} | faces {args.resolution} px")
         for k, v in bench(device, args.profile, args.steps, args.resolution).items():
-            print(f"  {k:58s} {v:10.1f}")
+            print(f"  {k:64s} {v:10.1f}")
     print("\n(the last line counts the three student variants of notebook 03: distilled, adversarial, supervised)")
 
 

@@ -128,6 +128,21 @@ class StudentConfig:
 
 
 @dataclass
+class SyncConfig:
+    """The sync expert (notebook 04): mouth windows against sound, trained contrastively."""
+
+    width: int = 24
+    embedding_dim: int = 128
+    steps: int = 800
+    batch_size: int = 32
+    negatives: int = 6            # shifted sounds of the same clip per mouth window
+    max_offset: int = 15          # frames: candidate shifts and the LSE search range (Wav2Lip's)
+    scale: float = 10.0           # cosine -> logit scale of the contrastive loss
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+
+
+@dataclass
 class Profile:
     """Every knob of one course run."""
 
@@ -136,6 +151,7 @@ class Profile:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     teachers: TeacherConfig = field(default_factory=TeacherConfig)
     students: StudentConfig = field(default_factory=StudentConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
     window_frames: int = 5  # video frames per training window (0.2 s at 25 fps)
     seed: int = 0
 
