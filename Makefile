@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_synthtalk.py
 	$(PY) benchmarks/bench_ingest.py
 	$(PY) benchmarks/bench_training.py
+	$(PY) benchmarks/bench_inference.py
 
 clean-runs:
 	rm -rf runs/

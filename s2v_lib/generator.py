@@ -1,0 +1,191 @@
+"""The generator: speech -> a video of face crops, with no picture of the speaker.
+
+Inputs (METHOD.md, notebook 04):
+
+* ``identity`` (B, Di): the identity student's face embedding, predicted from the voice;
+* ``emotion`` (B, De): the emotion student's utterance embedding;
+* ``mel`` (B, 4T, n_mels): the log-mels, from which a content encoder makes one feature per
+  video frame (what the mouth must do);
+* noise (B, T, Z) through a GRU: spontaneous motion (blinks, head motion) that speech does not
+  determine.
+
+Each frame is decoded from [content_t, motion_t] by upsampling blocks whose feature maps are
+modulated (FiLM, as AdaIN without the normalisation statistics being learned) by a style vector
+made from identity and emotion: who it is and how they feel set the scale and shift of every
+channel, the sound sets what moves. The static-image baseline of the paper is the same network
+with ``identity_from="image"``: an image encoder turns one real frame of the speaker into the
+identity vector (one flag, the same code path).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclasses.dataclass
+class GeneratorConfig:
+    resolution: int = 64
+    identity_dim: int = 128
+    emotion_dim: int = 64
+    n_mels: int = 80
+    content_dim: int = 128
+    noise_dim: int = 16
+    motion_dim: int = 32
+    style_dim: int = 128
+    width: int = 16           # channels at the last (full-resolution) block; doubling towards 4 x 4 (max 256)
+    identity_from: str = "speech"   # "speech" (speech2video) or "image" (static-image baseline)
+    use_emotion: bool = True  # ablation: False feeds zeros instead of the emotion embedding
+    use_noise: bool = True    # ablation: False feeds zeros instead of noise
+
+
+class ContentEncoder(nn.Module):
+    """Log-mels (B, 4T, n_mels) -> per-frame content (B, T, C). Receptive field: +-``CONTEXT`` mel frames."""
+
+    CONTEXT = 12  # mel frames each side that an output frame depends on (3 video frames)
+
+    def __init__(self, n_mels: int = 80, dim: int = 128):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv1d(n_mels, dim, 5, padding=2), nn.LeakyReLU(0.2),
+            nn.Conv1d(dim, dim, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv1d(dim, dim, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv1d(dim, dim, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv1d(dim, dim, 3, padding=1))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        if mel.ndim != 3 or mel.shape[1] % 4:
+            raise ValueError(f"expected log-mels shaped (B, 4T, n_mels), got {tuple(mel.shape)}")
+        return self.net(mel.transpose(1, 2)).transpose(1, 2)
+
+
+class ImageIdentityEncoder(nn.Module):
+    """The static-image baseline's identity: one face crop (B, 3, R, R) in [0, 1] -> (B, Di)."""
+
+    def __init__(self, identity_dim: int = 128, width: int = 32):
+        super().__init__()
+        w = width
+        self.net = nn.Sequential(
+            nn.Conv2d(3, w, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * w, 4 * w, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(4 * w, 4 * w, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16 * w, identity_dim))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if image.shape[-1] != 64:
+            image = F.interpolate(image, size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
+        return F.normalize(self.net((image - 0.5) / 0.25), dim=-1)
+
+
+class FiLMBlock(nn.Module):
+    """Upsample x2, conv, then per-channel scale and shift from the style: h * (1 + gamma(s)) + beta(s)."""
+
+    def __init__(self, cin: int, cout: int, style_dim: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.film = nn.Linear(style_dim, 4 * cout)
+        self.norm = nn.InstanceNorm2d(cout, affine=False)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        g1, b1, g2, b2 = self.film(style)[:, :, None, None].chunk(4, dim=1)
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        x = F.leaky_relu(self.norm(self.conv1(x)) * (1 + g1) + b1, 0.2)
+        return F.leaky_relu(self.norm(self.conv2(x)) * (1 + g2) + b2, 0.2)
+
+
+class Generator(nn.Module):
+    """Speech (and the students' embeddings) -> video.
+
+    ``forward(mel (B, 4T, n_mels), identity (B, Di) or identity_image (B, 3, R, R), emotion (B, De),
+    noise (B, T, Z) | None, state | None)`` -> ``(video (B, T, 3, R, R) in [0, 1], state)``;
+    ``state`` is the motion GRU's hidden state, to continue in the next chunk of a long recording.
+    """
+
+    kind = "generator"
+
+    def __init__(self, **config):
+        super().__init__()
+        cfg = GeneratorConfig(**config)
+        if cfg.identity_from not in ("speech", "image"):
+            raise ValueError(f"identity_from must be 'speech' or 'image', got {cfg.identity_from!r}")
+        if cfg.resolution not in (32, 64, 128, 256):
+            raise ValueError(f"resolution must be 32, 64, 128 or 256, got {cfg.resolution}")
+        self.cfg = cfg
+        self.config = dataclasses.asdict(cfg)
+        self.content = ContentEncoder(cfg.n_mels, cfg.content_dim)
+        self.motion = nn.GRU(cfg.noise_dim, cfg.motion_dim, batch_first=True)
+        self.image_identity = ImageIdentityEncoder(cfg.identity_dim) if cfg.identity_from == "image" else None
+        self.style = nn.Sequential(nn.Linear(cfg.identity_dim + cfg.emotion_dim, cfg.style_dim), nn.LeakyReLU(0.2),
+                                   nn.Linear(cfg.style_dim, cfg.style_dim))
+        n_up = {32: 3, 64: 4, 128: 5, 256: 6}[cfg.resolution]
+        chans = [min(cfg.width * 2 ** (n_up - k), 256) for k in range(n_up + 1)]  # 4x4 ... full size
+        self.start = nn.Linear(cfg.content_dim + cfg.motion_dim + cfg.style_dim, chans[0] * 16)
+        self.blocks = nn.ModuleList(FiLMBlock(chans[k], chans[k + 1], cfg.style_dim) for k in range(n_up))
+        self.to_rgb = nn.Conv2d(chans[-1], 3, 3, padding=1)
+        self.chans0 = chans[0]
+
+    def identity_vector(self, identity=None, identity_image=None) -> torch.Tensor:
+        if self.cfg.identity_from == "image":
+            if identity_image is None:
+                raise ValueError("the static-image baseline needs identity_image: one face crop per video")
+            return self.image_identity(identity_image)
+        if identity is None:
+            raise ValueError("speech2video needs the identity embedding predicted from the voice")
+        return F.normalize(identity, dim=-1)
+
+    def forward(self, mel, identity=None, emotion=None, noise=None, state=None, identity_image=None,
+                generator: torch.Generator | None = None):
+        content = self.content(mel)
+        return self.decode(content, self.identity_vector(identity, identity_image), emotion, noise, state, generator)
+
+    def decode(self, content, ident, emotion=None, noise=None, state=None, generator=None):
+        """Per-frame content (B, T, C) and the identity vector (B, Di) -> (video, GRU state)."""
+        cfg = self.cfg
+        b, t = content.shape[:2]
+        if emotion is None or not cfg.use_emotion:
+            emotion = torch.zeros(b, cfg.emotion_dim, device=content.device)
+        if noise is None:
+            noise = torch.randn(b, t, cfg.noise_dim, generator=generator).to(content.device)
+        if not cfg.use_noise:
+            noise = torch.zeros_like(noise)
+        motion, state = self.motion(noise, state)
+        style = self.style(torch.cat([ident, emotion], -1))                    # (B, S)
+        style_t = style[:, None].expand(-1, t, -1).reshape(b * t, -1)
+        h = torch.cat([content, motion, style[:, None].expand(-1, t, -1)], -1).reshape(b * t, -1)
+        x = F.leaky_relu(self.start(h), 0.2).view(b * t, self.chans0, 4, 4)
+        for block in self.blocks:
+            x = block(x, style_t)
+        video = torch.sigmoid(self.to_rgb(x))
+        return video.view(b, t, 3, *video.shape[-2:]), state
+
+    @torch.no_grad()
+    def generate(self, mel, identity=None, emotion=None, identity_image=None, chunk_frames: int | None = None,
+                 seed: int = 0):
+        """A whole utterance of any length, in chunks of ``chunk_frames`` video frames (default: 10 s at
+        64 px, fewer at larger sizes so that memory stays about the same).
+
+        Each chunk's content sees ``ContentEncoder.CONTEXT`` mel frames of its neighbours, and the
+        motion GRU carries its state across, so the result does not depend on where the chunks
+        fall: chunked and whole generation give the same video. Memory is bounded by one chunk.
+        Returns (1, T, 3, R, R) on the CPU.
+        """
+        self.eval()
+        dev = next(self.parameters()).device
+        gen = torch.Generator().manual_seed(seed)
+        t = mel.shape[1] // 4
+        noise = torch.randn(mel.shape[0], t, self.cfg.noise_dim, generator=gen)
+        ident = self.identity_vector(None if identity is None else identity.to(dev),
+                                     None if identity_image is None else identity_image.to(dev))
+        emotion = None if emotion is None else emotion.to(dev)
+        if chunk_frames is None:
+            chunk_frames = max(25, 250 * 64 ** 2 // self.cfg.resolution ** 2)
+        c, out, state = self.content.CONTEXT, [], None
+        for f0 in range(0, t, chunk_frames):
+            f1 = min(t, f0 + chunk_frames)
+            m0, m1 = max(0, 4 * f0 - 4 * c), min(4 * t, 4 * f1 + 4 * c)
+            content = self.content(mel[:, m0:m1].to(dev))[:, f0 - m0 // 4:f1 - m0 // 4]
+            video, state = self.decode(content, ident, emotion, noise[:, f0:f1].to(dev), state)
+            out.append(video.cpu())
+        return torch.cat(out, 1)
