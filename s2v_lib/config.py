@@ -143,6 +143,33 @@ class SyncConfig:
 
 
 @dataclass
+class GANConfig:
+    """The GAN of notebook 04: generator, frame and sequence discriminators, expert losses."""
+
+    steps: int = 1500
+    batch_size: int = 8           # clips per step
+    window: int = 8               # frames per training window
+    width: int = 16               # generator width at full resolution
+    d_width: int = 16
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    w_adv_frame: float = 1.0
+    w_adv_sequence: float = 0.5
+    w_l1: float = 10.0
+    mouth_weight: float = 4.0
+    w_sync: float = 0.3
+    w_emotion: float = 0.2
+    w_identity: float = 0.5
+    ema: float = 0.999            # exponential moving average of the generator's weights (0: off)
+    checkpoint_every: int = 250
+    identity_from: str = "speech"  # "image": the static-image baseline
+    use_sync: bool = True          # ablations: each one flag
+    use_sequence: bool = True
+    use_emotion: bool = True
+    use_noise: bool = True
+
+
+@dataclass
 class Profile:
     """Every knob of one course run."""
 
@@ -152,6 +179,7 @@ class Profile:
     teachers: TeacherConfig = field(default_factory=TeacherConfig)
     students: StudentConfig = field(default_factory=StudentConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    gan: GANConfig = field(default_factory=GANConfig)
     window_frames: int = 5  # video frames per training window (0.2 s at 25 fps)
     seed: int = 0
 

@@ -1,0 +1,272 @@
+"""Training the GAN: a short, visible loop with checkpoints that resume exactly, on CPU, GPU or several GPUs.
+
+One step (``GANTrainer.step``):
+
+1. discriminators: hinge loss on real windows against generated ones (generator frozen);
+2. generator: its adversarial terms, plus L1 reconstruction (mouth weighted; pool B speakers
+   have ground-truth video), the frozen sync expert, the frozen emotion teacher against the
+   emotion the speech implies, and the frozen identity teacher against the speaker's face.
+
+Checkpoints (every ``checkpoint_every`` steps and at the end) hold the weights, both optimisers,
+the step, the EMA generator and every random state, written to a temporary file and renamed; a
+run killed and resumed gives the same losses as one that never stopped. Several GPUs: launch with
+``torchrun --nproc_per_node N`` and the models are wrapped in DistributedDataParallel
+(``python -m s2v_lib.train ddp-check`` is the self-test the suite runs with 2 CPU processes, gloo).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import discriminators as D
+from .config import GANConfig, device
+from .config import progress as progress_bar
+from .generator import Generator
+
+
+# ----------------------------------------------------------------------------------- data
+@dataclasses.dataclass
+class GANData:
+    """Training windows for the GAN: real frames and sound, with the students' view of each clip.
+
+    Per clip ``k``: ``frames[k]`` (T, R, R, 3) uint8 and ``mel[k]`` (4T, n_mels) normalised;
+    ``identity[k]`` and ``emotion[k]`` the students' embeddings of its sound (the generator's
+    inputs), ``emotion_probs[k]`` the emotion student's distribution (the emotion loss's target),
+    ``face[k]`` the identity teacher's embedding of its real face (the identity loss's target),
+    ``reference[k]`` one real frame of the same speaker from another clip (the baseline's image).
+    """
+
+    frames: list
+    mel: list
+    identity: np.ndarray
+    emotion: np.ndarray
+    emotion_probs: np.ndarray
+    face: np.ndarray
+    reference: np.ndarray
+
+    @classmethod
+    def synthetic(cls, n_clips: int = 4, n_frames: int = 12, resolution: int = 64, seed: int = 0) -> "GANData":
+        """Random data of the right shapes (tests, benchmarks, the DDP self-test)."""
+        rng = np.random.default_rng(seed)
+        unit = lambda n, d: (lambda x: x / np.linalg.norm(x, axis=1, keepdims=True))(  # noqa: E731
+            rng.normal(size=(n, d))).astype(np.float32)
+        return cls([rng.integers(0, 256, (n_frames, resolution, resolution, 3), np.uint8) for _ in range(n_clips)],
+                   [rng.normal(size=(4 * n_frames, 80)).astype(np.float32) for _ in range(n_clips)],
+                   unit(n_clips, 128), rng.normal(size=(n_clips, 64)).astype(np.float32),
+                   np.full((n_clips, 6), 1 / 6, np.float32), unit(n_clips, 128),
+                   rng.integers(0, 256, (n_clips, resolution, resolution, 3), np.uint8))
+
+    def batch(self, rng: np.random.Generator, batch_size: int, window: int) -> dict:
+        clips = rng.integers(len(self.frames), size=batch_size)
+        real, mel = [], []
+        for k in clips:
+            n = len(self.frames[k])
+            if n < window:
+                raise ValueError(f"clip {k} has {n} frames, fewer than the training window ({window})")
+            s = int(rng.integers(n - window + 1))
+            real.append(np.asarray(self.frames[k][s:s + window]))
+            mel.append(self.mel[k][4 * s:4 * (s + window)])
+        to_img = lambda a: torch.from_numpy(np.ascontiguousarray(a)).movedim(-1, -3).float() / 255  # noqa: E731
+        return dict(real=to_img(np.stack(real)), mel=torch.from_numpy(np.stack(mel)),
+                    identity=torch.from_numpy(self.identity[clips]), emotion=torch.from_numpy(self.emotion[clips]),
+                    emotion_probs=torch.from_numpy(self.emotion_probs[clips]),
+                    face=torch.from_numpy(self.face[clips]), reference=to_img(self.reference[clips]))
+
+
+# ----------------------------------------------------------------------------------- trainer
+def _unwrap(m: nn.Module) -> nn.Module:
+    return m.module if hasattr(m, "module") else m
+
+
+class GANTrainer:
+    """Generator, frame and sequence discriminators, their optimisers, and the frozen judges.
+
+    ``experts``: dict with any of ``sync`` (a frozen ``SyncExpert``), ``emotion_teacher`` and
+    ``identity_teacher``; a missing one switches its loss off. Under ``torchrun`` the models are
+    wrapped in DistributedDataParallel (gloo on CPU, NCCL on GPU).
+    """
+
+    def __init__(self, cfg: GANConfig, data: GANData, experts: dict | None = None, resolution: int = 64,
+                 seed: int = 0, dev=None):
+        if data.frames[0].shape[1] != resolution:
+            raise ValueError(f"the training frames are {data.frames[0].shape[1]} px but the GAN is built for "
+                             f"{resolution} px")
+        self.cfg, self.data, self.seed = cfg, data, seed
+        self.dev = dev or device()
+        self.experts = {k: v.to(self.dev).eval() for k, v in (experts or {}).items() if v is not None}
+        for m in self.experts.values():
+            for p in m.parameters():
+                p.requires_grad_(False)
+        torch.manual_seed(seed)
+        self.G = Generator(resolution=resolution, width=cfg.width, identity_from=cfg.identity_from,
+                           use_emotion=cfg.use_emotion, use_noise=cfg.use_noise,
+                           identity_dim=data.identity.shape[1], emotion_dim=data.emotion.shape[1]).to(self.dev)
+        self.Df = D.FrameDiscriminator(resolution, data.identity.shape[1], cfg.d_width).to(self.dev)
+        self.Ds = D.SequenceDiscriminator(resolution, data.emotion.shape[1], cfg.d_width).to(self.dev)
+        self.ema = copy.deepcopy(self.G).eval() if cfg.ema else None
+        self.distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if self.distributed:
+            ids = [self.dev.index] if self.dev.type == "cuda" else None
+            self.G = nn.parallel.DistributedDataParallel(self.G, device_ids=ids)
+            self.Df = nn.parallel.DistributedDataParallel(self.Df, device_ids=ids)
+            self.Ds = nn.parallel.DistributedDataParallel(self.Ds, device_ids=ids)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam([*self.Df.parameters(), *self.Ds.parameters()], lr=cfg.lr_d, betas=(0.5, 0.999))
+        self.amp = self.dev.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        rank = torch.distributed.get_rank() if self.distributed else 0
+        self.rng = np.random.default_rng([seed, rank])
+        self.step_count = 0
+
+    # ------------------------------------------------------------------ one step
+    def step(self) -> dict:
+        cfg = self.cfg
+        b = {k: v.to(self.dev) for k, v in self.data.batch(self.rng, cfg.batch_size, cfg.window).items()}
+        real, mel = b["real"], b["mel"]
+        n, t = real.shape[:2]
+        gen_kw = dict(identity=b["identity"], emotion=b["emotion"], identity_image=b["reference"])
+        cond = _unwrap(self.G).identity_vector(b["identity"], b["reference"]).detach()
+        cond_f = cond.repeat_interleave(t, 0)
+        with torch.autocast(self.dev.type, enabled=self.amp):
+            # 1. discriminators
+            with torch.no_grad():
+                fake, _ = self.G(mel, **gen_kw)
+            d_loss = D.d_hinge_loss(self.Df(real.flatten(0, 1), cond_f), self.Df(fake.flatten(0, 1), cond_f))
+            if cfg.use_sequence:
+                d_loss = d_loss + D.d_hinge_loss(self.Ds(real, b["emotion"]), self.Ds(fake, b["emotion"]))
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(d_loss).backward()
+        self.scaler.step(self.opt_d)
+        with torch.autocast(self.dev.type, enabled=self.amp):
+            # 2. generator
+            fake, _ = self.G(mel, **gen_kw)
+            frames = fake.flatten(0, 1)
+            parts = dict(adv_frame=D.g_hinge_loss(self.Df(frames, cond_f)),
+                         l1=D.reconstruction_loss(fake, real, cfg.mouth_weight))
+            if cfg.use_sequence:
+                parts["adv_sequence"] = D.g_hinge_loss(self.Ds(fake, b["emotion"]))
+            if cfg.use_sync and "sync" in self.experts:
+                parts["sync"] = D.sync_loss(self.experts["sync"], fake, mel)
+            if cfg.use_emotion and "emotion_teacher" in self.experts:
+                parts["emotion"] = D.emotion_loss(self.experts["emotion_teacher"], frames,
+                                                  b["emotion_probs"].repeat_interleave(t, 0))
+            if "identity_teacher" in self.experts:
+                parts["identity"] = D.identity_loss(self.experts["identity_teacher"], frames,
+                                                    b["face"].repeat_interleave(t, 0))
+            weights = dict(adv_frame=cfg.w_adv_frame, adv_sequence=cfg.w_adv_sequence, l1=cfg.w_l1,
+                           sync=cfg.w_sync, emotion=cfg.w_emotion, identity=cfg.w_identity)
+            g_loss = sum(weights[k] * v for k, v in parts.items())
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(g_loss).backward()
+        self.scaler.step(self.opt_g)
+        self.scaler.update()
+        if self.ema is not None:
+            with torch.no_grad():
+                for pe, pg in zip(self.ema.parameters(), _unwrap(self.G).parameters()):
+                    pe.lerp_(pg, 1 - cfg.ema)
+        self.step_count += 1
+        return dict(step=self.step_count, d_loss=float(d_loss.detach()), g_loss=float(g_loss.detach()),
+                    **{k: float(v.detach()) for k, v in parts.items()})
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        return dict(step=self.step_count, G=_unwrap(self.G).state_dict(), Df=_unwrap(self.Df).state_dict(),
+                    Ds=_unwrap(self.Ds).state_dict(), ema=None if self.ema is None else self.ema.state_dict(),
+                    opt_g=self.opt_g.state_dict(), opt_d=self.opt_d.state_dict(), scaler=self.scaler.state_dict(),
+                    torch_rng=torch.get_rng_state(), numpy_rng=self.rng.bit_generator.state,
+                    cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                    config=dataclasses.asdict(self.cfg), generator_config=_unwrap(self.G).config)
+
+    def save(self, path) -> Path:
+        """Everything needed to resume, written atomically (temp file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load(self, path) -> None:
+        """Resume from a checkpoint written by ``save`` (``torch.load(weights_only=True)``)."""
+        s = torch.load(path, map_location=self.dev, weights_only=True)
+        if s["config"] != dataclasses.asdict(self.cfg):
+            changed = sorted(k for k in s["config"] if s["config"][k] != dataclasses.asdict(self.cfg).get(k))
+            raise ValueError(f"{path} was trained with other settings ({', '.join(changed)}): resume with the same "
+                             f"settings or start a new run")
+        _unwrap(self.G).load_state_dict(s["G"])
+        _unwrap(self.Df).load_state_dict(s["Df"])
+        _unwrap(self.Ds).load_state_dict(s["Ds"])
+        if self.ema is not None and s["ema"] is not None:
+            self.ema.load_state_dict(s["ema"])
+        self.opt_g.load_state_dict(s["opt_g"])
+        self.opt_d.load_state_dict(s["opt_d"])
+        self.scaler.load_state_dict(s["scaler"])
+        torch.set_rng_state(s["torch_rng"].cpu())
+        if s["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([r.cpu() for r in s["cuda_rng"]])
+        self.rng.bit_generator.state = s["numpy_rng"]
+        self.step_count = int(s["step"])
+
+    def train(self, steps: int, checkpoint: str | Path | None = None, progress: bool = True,
+              callback=None) -> pd.DataFrame:
+        """Run until ``steps`` steps are done in all (resuming from ``checkpoint`` when it exists).
+
+        Saves to ``checkpoint`` every ``cfg.checkpoint_every`` steps and at the end (rank 0 only).
+        ``callback(trainer, row)`` runs after every step (live plots). Returns this call's rows.
+        """
+        if checkpoint is not None and Path(checkpoint).exists():
+            self.load(checkpoint)
+        rank0 = not self.distributed or torch.distributed.get_rank() == 0
+        rows, t0 = [], time.perf_counter()
+        bar = progress_bar(range(self.step_count, steps), progress and rank0, desc="GAN", unit="step")
+        for _ in bar:
+            row = self.step()
+            row["seconds"] = time.perf_counter() - t0
+            rows.append(row)
+            if callback is not None:
+                callback(self, row)
+            if checkpoint is not None and rank0 and self.step_count % self.cfg.checkpoint_every == 0:
+                self.save(checkpoint)
+        if checkpoint is not None and rank0:
+            self.save(checkpoint)
+        return pd.DataFrame(rows)
+
+    @property
+    def generator(self) -> Generator:
+        """The generator to sample from: the EMA weights when kept, else the trained ones."""
+        return self.ema if self.ema is not None else _unwrap(self.G)
+
+
+# ----------------------------------------------------------------------------------- DDP self-test
+def ddp_check(out: str, steps: int = 3) -> None:
+    """Under ``torchrun --nproc_per_node 2``: a few steps with gloo, then each rank writes a checksum of its weights."""
+    torch.distributed.init_process_group("gloo")
+    rank = torch.distributed.get_rank()
+    torch.set_num_threads(1)
+    cfg = GANConfig(batch_size=2, window=6, width=8, d_width=8, ema=0.0)
+    trainer = GANTrainer(cfg, GANData.synthetic(resolution=32, seed=rank), resolution=32, seed=0,
+                         dev=torch.device("cpu"))
+    for _ in range(steps):
+        trainer.step()
+    flat = torch.cat([p.detach().flatten() for m in (trainer.G, trainer.Df, trainer.Ds) for p in m.parameters()])
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / f"rank{rank}.txt").write_text(f"{flat.double().sum().item():.12e} {flat.double().abs().sum().item():.12e}")
+    torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) >= 3 and sys.argv[1] == "ddp-check":
+        ddp_check(sys.argv[2])
+    else:
+        print("usage: torchrun --nproc_per_node 2 -m s2v_lib.train ddp-check OUT_DIR")
