@@ -21,7 +21,7 @@ import math
 import multiprocessing as mp
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

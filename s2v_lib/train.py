@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from . import discriminators as D
 from .config import GANConfig, device
@@ -64,6 +63,26 @@ class GANData:
                    unit(n_clips, 128), rng.normal(size=(n_clips, 64)).astype(np.float32),
                    np.full((n_clips, 6), 1 / 6, np.float32), unit(n_clips, 128),
                    rng.integers(0, 256, (n_clips, resolution, resolution, 3), np.uint8))
+
+    @classmethod
+    def from_run(cls, cache, features, emotion_student, identity_student, clips) -> "GANData":
+        """The clips ``clips`` (names, all in the teacher features) with the students' predictions on their sound."""
+        from .students import Utterances, predict
+
+        utts = Utterances.load(cache, features, pools=sorted(features.index.pool.unique()))
+        utts = utts.subset(utts.meta["clip"].isin(list(clips)).to_numpy())
+        if len(utts) == 0:
+            raise ValueError("none of the given clips has teacher features")
+        pred = predict(emotion_student, identity_student, utts)
+        frames = [cache.clip_frames(c) for c in utts.meta["clip"]]
+        speakers = utts.meta.speaker.to_numpy()
+        reference = []
+        for k, spk in enumerate(speakers):  # a frame of the same speaker from another clip: never the target itself
+            other = [j for j in np.flatnonzero(speakers == spk) if j != k] or [k]
+            reference.append(np.asarray(frames[other[0]][len(frames[other[0]]) // 2]))
+        return cls(frames, utts.mel, pred["identity"].astype(np.float32),
+                   pred["emotion_embedding"].astype(np.float32), pred["probs"].astype(np.float32),
+                   utts.face.astype(np.float32), np.stack(reference))
 
     def batch(self, rng: np.random.Generator, batch_size: int, window: int) -> dict:
         clips = rng.integers(len(self.frames), size=batch_size)
@@ -170,9 +189,13 @@ class GANTrainer:
         self.scaler.step(self.opt_g)
         self.scaler.update()
         if self.ema is not None:
+            # warm-up: the average starts short and lengthens to cfg.ema (early weights are soon forgotten)
+            decay = min(cfg.ema, (1 + self.step_count) / (10 + self.step_count))
             with torch.no_grad():
                 for pe, pg in zip(self.ema.parameters(), _unwrap(self.G).parameters()):
-                    pe.lerp_(pg, 1 - cfg.ema)
+                    pe.lerp_(pg, 1 - decay)
+                for be, bg in zip(self.ema.buffers(), _unwrap(self.G).buffers()):
+                    be.copy_(bg)
         self.step_count += 1
         return dict(step=self.step_count, d_loss=float(d_loss.detach()), g_loss=float(g_loss.detach()),
                     **{k: float(v.detach()) for k, v in parts.items()})

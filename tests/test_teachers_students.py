@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from s2v_lib import metrics, probes, runs, students, teachers
+from s2v_lib import metrics, probes, students, teachers
 from s2v_lib.config import EMOTIONS, StudentConfig, TeacherConfig
 from s2v_lib.data import split_index
 
-TINY_TEACHERS = TeacherConfig(steps=4, identity_steps=3, batch_size=8, width=8)
+from conftest import TINY_TEACHER_SETTINGS  # noqa: E402
+
+TINY_TEACHERS = TeacherConfig(**TINY_TEACHER_SETTINGS)
 TINY_STUDENTS = StudentConfig(steps=4, batch_size=4, width=16, crop_frames=12)
 
 
@@ -137,20 +139,6 @@ def test_teacher_checkpoint_round_trip_and_clear_errors(tmp_path):
 
 
 # ----------------------------------------------------------------------------------- end to end, tiny
-@pytest.fixture(scope="module")
-def tiny_teachers(tiny_cache, tmp_path_factory):
-    run = runs.run_dir(tmp_path_factory.mktemp("run"))
-    emo, h1 = teachers.get_teacher("emotion_teacher", tiny_cache, run, TINY_TEACHERS, progress=False)
-    ident, h2 = teachers.get_teacher("identity_teacher", tiny_cache, run, TINY_TEACHERS, progress=False)
-    return run, teachers.VisualTeachers(emo, ident, temperature=2.0), (h1, h2)
-
-
-@pytest.fixture(scope="module")
-def tiny_features(tiny_cache, tiny_teachers):
-    run, visual, _ = tiny_teachers
-    return teachers.extract_features(visual, tiny_cache, run / "teacher_features", progress=False)
-
-
 def test_teachers_train_save_and_reload(tiny_cache, tiny_teachers):
     run, visual, (h1, h2) = tiny_teachers
     assert len(h1) == TINY_TEACHERS.steps and np.isfinite(h1.loss).all() and np.isfinite(h2.loss).all()

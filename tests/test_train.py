@@ -60,3 +60,28 @@ def test_ddp_ranks_hold_identical_weights(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     a, b = (tmp_path / "rank0.txt").read_text(), (tmp_path / "rank1.txt").read_text()
     assert a == b, (a, b)
+
+
+def test_training_data_from_a_run(tiny_cache, tiny_teachers, tiny_features):
+    from s2v_lib import students
+    from s2v_lib.config import StudentConfig
+
+    run = tiny_teachers[0]
+    utts = students.Utterances.load(tiny_cache, tiny_features, pools=("B",))
+    emo, ident, _ = students.get_students("distilled", utts, tiny_features, run,
+                                          StudentConfig(steps=2, batch_size=2, width=16, crop_frames=12),
+                                          progress=False)
+    clips = list(utts.meta["clip"])
+    data = GANData.from_run(tiny_cache, tiny_features, emo, ident, clips)
+    assert len(data.frames) == len(clips) and data.identity.shape == (len(clips), 128)
+    assert all(len(m) == 4 * len(f) for m, f in zip(data.mel, data.frames))
+    assert np.allclose(data.emotion_probs.sum(1), 1, atol=1e-5)
+    spk = utts.meta.speaker.to_numpy()
+    for k in range(len(clips)):  # the baseline's picture: the same speaker, another clip when there is one
+        others = [j for j in range(len(clips)) if spk[j] == spk[k] and j != k]
+        if others:
+            assert not any(np.array_equal(data.reference[k], f) for f in np.asarray(data.frames[k]))
+    batch = data.batch(np.random.default_rng(0), 3, 5)
+    assert batch["real"].shape == (3, 5, 3, 64, 64) and batch["mel"].shape == (3, 20, 80)
+    with pytest.raises(ValueError, match="built for"):
+        GANTrainer(CFG, data, resolution=128, dev=torch.device("cpu"))
