@@ -146,7 +146,9 @@ class SyncConfig:
 class GANConfig:
     """The GAN of notebook 04: generator, frame and sequence discriminators, expert losses."""
 
-    steps: int = 1500
+    steps: int = 1000             # the speech2video model
+    baseline_steps: int = 1000    # the static-image baseline
+    ablation_steps: int = 250     # each ablation (a shorter budget: compare them with each other)
     batch_size: int = 8           # clips per step
     window: int = 8               # frames per training window
     width: int = 16               # generator width at full resolution
@@ -190,13 +192,15 @@ class Profile:
 PROFILES: dict[str, dict] = {
     # seconds on a CPU: enough to check that every stage runs and produces its numbers
     "smoke": dict(corpus=dict(n_speakers=8, clips_per_speaker=18, n_sentences=40),
-                  teachers=dict(steps=80, identity_steps=40), students=dict(steps=60, width=32)),
+                  teachers=dict(steps=80, identity_steps=40), students=dict(steps=60, width=32),
+                  sync=dict(steps=40), gan=dict(steps=30, baseline_steps=20, ablation_steps=8, batch_size=4)),
     # the course: minutes on a 2-core laptop, enough data for the proofs to be clear
     "course": dict(corpus=dict(n_speakers=24, clips_per_speaker=36, n_sentences=40)),
     # sized for a GPU: more speakers and clips, larger faces
     "paper": dict(corpus=dict(n_speakers=200, clips_per_speaker=54, n_sentences=120, resolution=128),
                   teachers=dict(steps=6000, identity_steps=3000, batch_size=128, input_size=128, width=32),
-                  students=dict(steps=6000, batch_size=64, width=128)),
+                  students=dict(steps=6000, batch_size=64, width=128),
+                  gan=dict(steps=20000, baseline_steps=20000, ablation_steps=5000, width=32, d_width=32)),
 }
 
 

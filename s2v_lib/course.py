@@ -10,6 +10,7 @@ NOTEBOOKS = [
     "01_data_preparation.ipynb",
     "02_teacher_features.ipynb",
     "03_distillation.ipynb",
+    "04_gan_training.ipynb",
 ]
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"

@@ -126,6 +126,10 @@ class FeatureCache:
     def resolution(self) -> int:
         return int(self.info["resolution"])
 
+    def corpus(self) -> "Corpus":
+        """The corpus this cache was made from (for the clips' sound and metadata)."""
+        return Corpus(self.info["fingerprint"]["corpus"])
+
     @property
     def mel_per_frame(self) -> int:
         return int(self.info["mel_per_frame"])

@@ -221,8 +221,11 @@ class GANTrainer:
     def load(self, path) -> None:
         """Resume from a checkpoint written by ``save`` (``torch.load(weights_only=True)``)."""
         s = torch.load(path, map_location=self.dev, weights_only=True)
-        if s["config"] != dataclasses.asdict(self.cfg):
-            changed = sorted(k for k in s["config"] if s["config"][k] != dataclasses.asdict(self.cfg).get(k))
+        budget = ("steps", "baseline_steps", "ablation_steps", "checkpoint_every")  # may change between runs
+        now = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in budget}
+        then = {k: v for k, v in s["config"].items() if k not in budget}
+        if then != now:
+            changed = sorted(k for k in then if then[k] != now.get(k))
             raise ValueError(f"{path} was trained with other settings ({', '.join(changed)}): resume with the same "
                              f"settings or start a new run")
         _unwrap(self.G).load_state_dict(s["G"])
@@ -244,16 +247,18 @@ class GANTrainer:
         """Run until ``steps`` steps are done in all (resuming from ``checkpoint`` when it exists).
 
         Saves to ``checkpoint`` every ``cfg.checkpoint_every`` steps and at the end (rank 0 only).
-        ``callback(trainer, row)`` runs after every step (live plots). Returns this call's rows.
+        ``callback(trainer, row)`` runs after every step (live plots). Returns this call's rows
+        (losses and ``step_seconds``, the wall time of each step).
         """
         if checkpoint is not None and Path(checkpoint).exists():
             self.load(checkpoint)
         rank0 = not self.distributed or torch.distributed.get_rank() == 0
-        rows, t0 = [], time.perf_counter()
+        rows = []
         bar = progress_bar(range(self.step_count, steps), progress and rank0, desc="GAN", unit="step")
         for _ in bar:
+            t0 = time.perf_counter()
             row = self.step()
-            row["seconds"] = time.perf_counter() - t0
+            row["step_seconds"] = time.perf_counter() - t0
             rows.append(row)
             if callback is not None:
                 callback(self, row)
@@ -293,3 +298,66 @@ if __name__ == "__main__":
         ddp_check(sys.argv[2])
     else:
         print("usage: torchrun --nproc_per_node 2 -m s2v_lib.train ddp-check OUT_DIR")
+
+
+# ----------------------------------------------------------------------------------- runs of notebook 04
+#: The systems notebook 04 trains: name -> changes to the GAN settings (the paper's model, its
+#: static-image baseline, and one ablation per flag).
+SYSTEMS = {
+    "speech2video": {},
+    "static_image_baseline": dict(identity_from="image"),
+    "no_sync": dict(use_sync=False),
+    "no_sequence": dict(use_sequence=False),
+    "no_emotion": dict(use_emotion=False),
+    "no_noise": dict(use_noise=False),
+}
+
+
+def fit(system: str, cfg: GANConfig, data: GANData, experts: dict, run, steps: int, resolution: int = 64,
+        seed: int = 0, retrain: bool = False, progress: bool = True):
+    """Train one system of ``SYSTEMS`` to ``steps`` steps in all, resuming ``<run>/checkpoints/gan_<system>.pt``.
+
+    A finished run is loaded, not retrained; an interrupted one continues where it stopped.
+    Returns ``(trainer, history)`` with the whole history (earlier calls included).
+    """
+    if system not in SYSTEMS:
+        raise ValueError(f"unknown system {system!r}; choose one of {list(SYSTEMS)}")
+    cfg = dataclasses.replace(cfg, **SYSTEMS[system])
+    ckpt = Path(run) / "checkpoints" / f"gan_{system}.pt"
+    hist_path = ckpt.with_name(ckpt.stem + "_history.csv")
+    if retrain:
+        ckpt.unlink(missing_ok=True)
+        hist_path.unlink(missing_ok=True)
+    trainer = GANTrainer(cfg, data, experts, resolution, seed)
+    new = trainer.train(steps, ckpt, progress)
+    old = pd.read_csv(hist_path) if hist_path.exists() else pd.DataFrame()
+    if not old.empty:
+        old = old[old.step <= trainer.step_count - len(new)]
+    history = pd.concat([old, new], ignore_index=True)
+    history.to_csv(hist_path, index=False)
+    return trainer, history
+
+
+@torch.no_grad()
+def heldout_l1(generator: Generator, data: GANData, windows: int = 64, window: int = 8, seed: int = 0) -> float:
+    """Mean absolute pixel error (0-1 scale) of generated against real frames on windows of ``data``."""
+    generator.eval()
+    dev = next(generator.parameters()).device
+    b = data.batch(np.random.default_rng(seed), windows, window)
+    fake, _ = generator(b["mel"].to(dev), b["identity"].to(dev), b["emotion"].to(dev),
+                        identity_image=b["reference"].to(dev), generator=torch.Generator().manual_seed(seed))
+    return float((fake.cpu() - b["real"]).abs().mean())
+
+
+@torch.no_grad()
+def side_by_side(generators: dict, data: GANData, clip: int, seed: int = 0) -> np.ndarray:
+    """One clip, real and each generator's video next to each other: (T, R, R * (1 + n), 3) uint8."""
+    real = np.asarray(data.frames[clip])
+    panels = [real]
+    mel = torch.from_numpy(data.mel[clip][None])
+    for g in generators.values():
+        ref = torch.from_numpy(data.reference[clip][None]).movedim(-1, -3).float() / 255
+        video = g.generate(mel, torch.from_numpy(data.identity[clip][None]),
+                           torch.from_numpy(data.emotion[clip][None]), identity_image=ref, seed=seed)
+        panels.append((video[0].movedim(1, -1).clamp(0, 1).numpy() * 255).round().astype(np.uint8))
+    return np.concatenate(panels, axis=2)

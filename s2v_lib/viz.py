@@ -197,3 +197,21 @@ def retrieval_example(query_face: np.ndarray, faces: list, names: list, scores: 
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def panel_rows(video: np.ndarray, names, every: int = 5, n: int = 8, title: str = ""):
+    """A side-by-side video (T, R, R * len(names), 3) as rows of frames, one row per panel (real, model...)."""
+    r = video.shape[1]
+    picks = list(range(0, len(video), every))[:n]
+    fig, axes = plt.subplots(len(names), len(picks), figsize=(1.2 * len(picks), 1.3 * len(names)), squeeze=False)
+    for i, name in enumerate(names):
+        for j, t in enumerate(picks):
+            axes[i, j].imshow(video[t, :, i * r:(i + 1) * r])
+            axes[i, j].axis("off")
+            if i == 0:
+                axes[i, j].set_title(f"frame {t}", fontsize=7)
+        axes[i, 0].text(-0.1, 0.5, name, transform=axes[i, 0].transAxes, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

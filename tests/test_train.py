@@ -46,8 +46,8 @@ def test_resume_gives_the_same_losses_as_an_uninterrupted_run(tmp_path):
     assert ckpt.exists() and not ckpt.with_suffix(".pt.tmp").exists()
     second = GANTrainer(CFG, data, _experts(), seed=4, dev=torch.device("cpu")).train(5, ckpt, progress=False)
     assert list(second.step) == [4, 5]
-    resumed = np.concatenate([first.drop(columns="seconds").to_numpy(), second.drop(columns="seconds").to_numpy()])
-    assert np.array_equal(resumed, straight.drop(columns="seconds").to_numpy())
+    resumed = np.concatenate([first.drop(columns="step_seconds").to_numpy(), second.drop(columns="step_seconds").to_numpy()])
+    assert np.array_equal(resumed, straight.drop(columns="step_seconds").to_numpy())
     with pytest.raises(ValueError, match="other settings"):
         GANTrainer(dataclasses.replace(CFG, lr_g=1e-3), data, _experts(), dev=torch.device("cpu")).load(ckpt)
 
