@@ -314,11 +314,14 @@ SYSTEMS = {
 
 
 def fit(system: str, cfg: GANConfig, data: GANData, experts: dict, run, steps: int, resolution: int = 64,
-        seed: int = 0, retrain: bool = False, progress: bool = True):
+        seed: int = 0, retrain: bool = False, progress: bool = True, watch: GANData | None = None,
+        snapshots: int = 8):
     """Train one system of ``SYSTEMS`` to ``steps`` steps in all, resuming ``<run>/checkpoints/gan_<system>.pt``.
 
     A finished run is loaded, not retrained; an interrupted one continues where it stopped.
-    Returns ``(trainer, history)`` with the whole history (earlier calls included).
+    With ``watch`` (e.g. held-out clips), the generator's frame for one fixed window is kept
+    ``snapshots`` times over training (``<run>/checkpoints/gan_<system>_snapshots.npz``: steps
+    and frames), to watch the face form. Returns ``(trainer, history)`` with the whole history.
     """
     if system not in SYSTEMS:
         raise ValueError(f"unknown system {system!r}; choose one of {list(SYSTEMS)}")
@@ -328,14 +331,43 @@ def fit(system: str, cfg: GANConfig, data: GANData, experts: dict, run, steps: i
     if retrain:
         ckpt.unlink(missing_ok=True)
         hist_path.unlink(missing_ok=True)
+    snap_path = ckpt.with_name(ckpt.stem + "_snapshots.npz")
+    if retrain:
+        snap_path.unlink(missing_ok=True)
     trainer = GANTrainer(cfg, data, experts, resolution, seed)
-    new = trainer.train(steps, ckpt, progress)
+    kept = dict(np.load(snap_path)) if snap_path.exists() else dict(steps=np.zeros(0, int), frames=None)
+    snap_steps, snap_frames = list(kept["steps"]), list(kept["frames"]) if kept["frames"] is not None else []
+    every = max(1, steps // max(snapshots, 1))
+    fixed = watch.batch(np.random.default_rng(seed), 1, cfg.window) if watch is not None else None
+
+    @torch.no_grad()
+    def snapshot(tr, row):
+        if fixed is None or (tr.step_count % every and tr.step_count != 1):
+            return
+        dev = next(tr.generator.parameters()).device
+        video, _ = tr.generator(fixed["mel"].to(dev), fixed["identity"].to(dev), fixed["emotion"].to(dev),
+                                identity_image=fixed["reference"].to(dev), generator=torch.Generator().manual_seed(0))
+        frame = video[0, cfg.window // 2].movedim(0, -1).clamp(0, 1).float().cpu().numpy()
+        snap_steps.append(tr.step_count)
+        snap_frames.append((frame * 255).round().astype(np.uint8))
+
+    new = trainer.train(steps, ckpt, progress, callback=snapshot)
+    if snap_frames:
+        np.savez(snap_path, steps=np.array(snap_steps), frames=np.stack(snap_frames),
+                 real=(fixed["real"][0, cfg.window // 2].movedim(0, -1).numpy() * 255).round().astype(np.uint8)
+                 if fixed is not None else kept.get("real"))
     old = pd.read_csv(hist_path) if hist_path.exists() else pd.DataFrame()
     if not old.empty:
         old = old[old.step <= trainer.step_count - len(new)]
     history = pd.concat([old, new], ignore_index=True)
     history.to_csv(hist_path, index=False)
     return trainer, history
+
+
+def snapshots(run, system: str) -> dict | None:
+    """The frames ``fit`` kept over training (``steps``, ``frames``, ``real``), or None."""
+    path = Path(run) / "checkpoints" / f"gan_{system}_snapshots.npz"
+    return dict(np.load(path)) if path.exists() else None
 
 
 @torch.no_grad()

@@ -215,3 +215,20 @@ def panel_rows(video: np.ndarray, names, every: int = 5, n: int = 8, title: str 
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def snapshot_grid(snaps: dict, title: str = ""):
+    """One generated frame at several points of training (``train.snapshots``), the real frame last."""
+    frames, steps = list(snaps["frames"]), [f"step {int(k)}" for k in snaps["steps"]]
+    if "real" in snaps and snaps["real"] is not None:
+        frames.append(snaps["real"])
+        steps.append("real")
+    fig, axes = plt.subplots(1, len(frames), figsize=(1.3 * len(frames), 1.7), squeeze=False)
+    for ax, f, name in zip(axes[0], frames, steps):
+        ax.imshow(f)
+        ax.set_title(name, fontsize=7)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

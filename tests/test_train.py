@@ -85,3 +85,19 @@ def test_training_data_from_a_run(tiny_cache, tiny_teachers, tiny_features):
     assert batch["real"].shape == (3, 5, 3, 64, 64) and batch["mel"].shape == (3, 20, 80)
     with pytest.raises(ValueError, match="built for"):
         GANTrainer(CFG, data, resolution=128, dev=torch.device("cpu"))
+
+
+def test_fit_resumes_and_keeps_snapshots_over_training(tmp_path):
+    from s2v_lib import train
+
+    data = GANData.synthetic(seed=2)
+    tr, hist = train.fit("no_noise", CFG, data, _experts(), tmp_path, 4, seed=0, progress=False, watch=data,
+                         snapshots=2)
+    assert list(hist.step) == [1, 2, 3, 4]
+    snaps = train.snapshots(tmp_path, "no_noise")
+    assert list(snaps["steps"]) == [1, 2, 4] and snaps["frames"].shape == (3, 64, 64, 3)
+    again, hist2 = train.fit("no_noise", CFG, data, _experts(), tmp_path, 6, seed=0, progress=False, watch=data,
+                             snapshots=2)
+    assert list(hist2.step) == [1, 2, 3, 4, 5, 6] and again.step_count == 6
+    with pytest.raises(ValueError, match="unknown system"):
+        train.fit("magic", CFG, data, {}, tmp_path, 1)
