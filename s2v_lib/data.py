@@ -126,6 +126,10 @@ class FeatureCache:
     def resolution(self) -> int:
         return int(self.info["resolution"])
 
+    def normalize(self, mel) -> np.ndarray:
+        """Log-mels as the networks see them: each band z-scored by the cache's mean and std, float32."""
+        return ((np.asarray(mel) - self.mel_mean) / self.mel_std).astype(np.float32)
+
     def corpus(self) -> "Corpus":
         """The corpus this cache was made from (for the clips' sound and metadata)."""
         return Corpus(self.info["fingerprint"]["corpus"])
@@ -268,8 +272,8 @@ class WindowDataset:
         m = self.cache.mel_per_frame
         m0 = int(r.mel_start) + m * int(start)
         frames = torch.from_numpy(np.array(self.cache.frames[f0:f0 + self.window])).permute(0, 3, 1, 2).float() / 255
-        mel = (np.array(self.cache.mel[m0:m0 + m * self.window]) - self.cache.mel_mean) / self.cache.mel_std
-        return dict(frames=frames, mel=torch.from_numpy(mel.astype(np.float32)),
+        mel = self.cache.normalize(self.cache.mel[m0:m0 + m * self.window])
+        return dict(frames=frames, mel=torch.from_numpy(mel),
                     speaker=int(self.speaker_ids[i]), emotion=int(self.emotion_ids[i]),
                     clip=int(i), start=int(start))
 

@@ -177,8 +177,7 @@ class Utterances:
         meta = idx[sel].reset_index(drop=True)
         if meta.empty:
             raise ValueError(f"no clips in pools {list(pools)} / splits {splits} of the teacher features")
-        mel = [((np.asarray(cache.clip_mel(c)) - cache.mel_mean) / cache.mel_std).astype(np.float32)
-               for c in meta["clip"]]
+        mel = [cache.normalize(cache.clip_mel(c)) for c in meta["clip"]]
         soft = [features.soft_targets(c, temperature) for c in meta["clip"]]
         bad = [c for c, m, p in zip(meta["clip"], mel, soft) if len(m) != 4 * len(p)]
         if bad:

@@ -105,12 +105,11 @@ class ClipWindows:
         """All windows of clip ``i``: mouths (N, 5, 3, 32, 64) and normalised mels (N, 20, n_mels)."""
         r = self.index.iloc[i]
         frames = np.array(self.cache.frames[r.frame_start:r.frame_start + r.n_frames])
-        mel = (np.asarray(self.cache.mel[r.mel_start:r.mel_start + self.m * r.n_frames]) - self.cache.mel_mean) \
-            / self.cache.mel_std
+        mel = self.cache.normalize(self.cache.mel[r.mel_start:r.mel_start + self.m * r.n_frames])
         n = int(r.n_frames) - WINDOW + 1
         x = mouth_region(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)
         mouths = torch.stack([x[s:s + WINDOW] for s in range(n)])
-        mels = torch.from_numpy(np.stack([mel[self.m * s:self.m * (s + WINDOW)] for s in range(n)]).astype(np.float32))
+        mels = torch.from_numpy(np.stack([mel[self.m * s:self.m * (s + WINDOW)] for s in range(n)]))
         return mouths, mels
 
 
@@ -127,7 +126,7 @@ def _batch(windows: ClipWindows, rng, batch: int, negatives: int, max_offset: in
         f = np.array(cache.frames[r.frame_start + s:r.frame_start + s + WINDOW])
         mouths.append(torch.from_numpy(f).permute(0, 3, 1, 2).float() / 255)
         mel = np.stack([np.asarray(cache.mel[r.mel_start + m * p:r.mel_start + m * (p + WINDOW)]) for p in pick])
-        mels.append(torch.from_numpy(((mel - cache.mel_mean) / cache.mel_std).astype(np.float32)))
+        mels.append(torch.from_numpy(cache.normalize(mel)))
     return mouth_region(torch.stack(mouths)), torch.stack(mels)
 
 

@@ -47,6 +47,7 @@ def test_windows_align_frames_and_mels(tiny_cache):
     n = int(windows.index.n_frames.iloc[0])
     assert mouths.shape == (n - 4, 5, 3, 32, 64) and mels.shape == (n - 4, 20, 80)
     raw = (np.asarray(tiny_cache.clip_mel(windows.index["clip"].iloc[0])) - tiny_cache.mel_mean) / tiny_cache.mel_std
+    assert np.allclose(tiny_cache.normalize(tiny_cache.clip_mel(windows.index["clip"].iloc[0])), raw, atol=1e-6)
     assert np.allclose(mels[3].numpy(), raw[12:32], atol=1e-5)
 
 
