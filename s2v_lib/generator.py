@@ -168,24 +168,30 @@ class Generator(nn.Module):
 
         Each chunk's content sees ``ContentEncoder.CONTEXT`` mel frames of its neighbours, and the
         motion GRU carries its state across, so the result does not depend on where the chunks
-        fall: chunked and whole generation give the same video. Memory is bounded by one chunk.
-        Returns (1, T, 3, R, R) on the CPU.
+        fall: chunked and whole generation give the same video. Returns (1, T, 3, R, R) on the CPU
+        (``generate_chunks`` yields the same video piece by piece, for recordings too long to hold).
         """
+        return torch.cat(list(self.generate_chunks(mel, identity, emotion, identity_image, chunk_frames, seed)), 1)
+
+    @torch.no_grad()
+    def generate_chunks(self, mel, identity=None, emotion=None, identity_image=None, chunk_frames: int | None = None,
+                        seed: int = 0):
+        """``generate``, one chunk (1, t, 3, R, R) at a time: memory is bounded by one chunk."""
         self.eval()
         dev = next(self.parameters()).device
         gen = torch.Generator().manual_seed(seed)
         t = mel.shape[1] // 4
-        noise = torch.randn(mel.shape[0], t, self.cfg.noise_dim, generator=gen)
+        if chunk_frames is None:
+            chunk_frames = max(25, 250 * 64 ** 2 // self.cfg.resolution ** 2)
         ident = self.identity_vector(None if identity is None else identity.to(dev),
                                      None if identity_image is None else identity_image.to(dev))
         emotion = None if emotion is None else emotion.to(dev)
-        if chunk_frames is None:
-            chunk_frames = max(25, 250 * 64 ** 2 // self.cfg.resolution ** 2)
-        c, out, state = self.content.CONTEXT, [], None
+        c, state = self.content.CONTEXT, None
         for f0 in range(0, t, chunk_frames):
             f1 = min(t, f0 + chunk_frames)
+            # the noise of a chunk is drawn in order, so chunked and whole runs draw the same numbers
+            noise = torch.randn(mel.shape[0], f1 - f0, self.cfg.noise_dim, generator=gen)
             m0, m1 = max(0, 4 * f0 - 4 * c), min(4 * t, 4 * f1 + 4 * c)
             content = self.content(mel[:, m0:m1].to(dev))[:, f0 - m0 // 4:f1 - m0 // 4]
-            video, state = self.decode(content, ident, emotion, noise[:, f0:f1].to(dev), state)
-            out.append(video.cpu())
-        return torch.cat(out, 1)
+            video, state = self.decode(content, ident, emotion, noise.to(dev), state)
+            yield video.cpu()

@@ -393,3 +393,31 @@ def side_by_side(generators: dict, data: GANData, clip: int, seed: int = 0) -> n
                            torch.from_numpy(data.emotion[clip][None]), identity_image=ref, seed=seed)
         panels.append((video[0].movedim(1, -1).clamp(0, 1).numpy() * 255).round().astype(np.uint8))
     return np.concatenate(panels, axis=2)
+
+
+def load_generator(path, map_location="cpu") -> Generator:
+    """The generator to sample from, out of a checkpoint written by ``GANTrainer.save`` (``fit``'s
+    ``<run>/checkpoints/gan_<system>.pt``): the EMA weights when kept, else the trained ones.
+
+    Raises ``runs.CheckpointError`` with the reason for a missing, unreadable or foreign file.
+    """
+    from .runs import CheckpointError
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no GAN checkpoint at {path}: train it with notebook 04 (s2v_lib.train.fit)")
+    try:
+        s = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001  (pickle, zip and torch errors alike)
+        raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(s, dict) or "generator_config" not in s or "G" not in s:
+        raise CheckpointError(f"{path} is not a GAN checkpoint (expected one written by s2v_lib.train.GANTrainer)")
+    g = Generator(**s["generator_config"])
+    try:
+        g.load_state_dict(s["ema"] if s.get("ema") is not None else s["G"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"the weights in {path} do not fit the generator: {str(exc).splitlines()[0]}") from exc
+    g.to(map_location).eval()
+    for p in g.parameters():
+        p.requires_grad_(False)
+    return g
