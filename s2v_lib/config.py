@@ -128,6 +128,27 @@ class StudentConfig:
 
 
 @dataclass
+class LandmarkConfig:
+    """The landmark regressor of notebook 05: 68 points from a face crop, the judge of LMD, blinks and head motion."""
+
+    width: int = 16               # channels of the first block (doubling per block)
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    noise: float = 0.03           # pixel noise added while training (generated frames are noisy)
+
+
+@dataclass
+class EvaluationConfig:
+    """Notebook 05: which clips are scored, and how the intervals are drawn."""
+
+    unseen_clips: int = 60        # pool C clips scored (0: all); pool B's held-out sentences are always all
+    bootstrap: int = 1000         # resamples of clips for the 95 % intervals
+    rating_pairs: int = 12        # utterances offered to the workshop rating form
+
+
+@dataclass
 class SyncConfig:
     """The sync expert (notebook 04): mouth windows against sound, trained contrastively."""
 
@@ -182,6 +203,8 @@ class Profile:
     students: StudentConfig = field(default_factory=StudentConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     gan: GANConfig = field(default_factory=GANConfig)
+    landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     window_frames: int = 5  # video frames per training window (0.2 s at 25 fps)
     seed: int = 0
 
@@ -193,14 +216,16 @@ PROFILES: dict[str, dict] = {
     # seconds on a CPU: enough to check that every stage runs and produces its numbers
     "smoke": dict(corpus=dict(n_speakers=8, clips_per_speaker=18, n_sentences=40),
                   teachers=dict(steps=80, identity_steps=40), students=dict(steps=60, width=32),
-                  sync=dict(steps=40), gan=dict(steps=30, baseline_steps=20, ablation_steps=8, batch_size=4)),
+                  sync=dict(steps=40), gan=dict(steps=30, baseline_steps=20, ablation_steps=8, batch_size=4),
+                  landmarks=dict(steps=60), evaluation=dict(unseen_clips=12, bootstrap=200, rating_pairs=4)),
     # the course: minutes on a 2-core laptop, enough data for the proofs to be clear
     "course": dict(corpus=dict(n_speakers=24, clips_per_speaker=36, n_sentences=40)),
     # sized for a GPU: more speakers and clips, larger faces
     "paper": dict(corpus=dict(n_speakers=200, clips_per_speaker=54, n_sentences=120, resolution=128),
                   teachers=dict(steps=6000, identity_steps=3000, batch_size=128, input_size=128, width=32),
                   students=dict(steps=6000, batch_size=64, width=128),
-                  gan=dict(steps=20000, baseline_steps=20000, ablation_steps=5000, width=32, d_width=32)),
+                  gan=dict(steps=20000, baseline_steps=20000, ablation_steps=5000, width=32, d_width=32),
+                  landmarks=dict(steps=6000, width=32), evaluation=dict(unseen_clips=0)),
 }
 
 

@@ -106,11 +106,23 @@ class ClipWindows:
         r = self.index.iloc[i]
         frames = np.array(self.cache.frames[r.frame_start:r.frame_start + r.n_frames])
         mel = self.cache.normalize(self.cache.mel[r.mel_start:r.mel_start + self.m * r.n_frames])
-        n = int(r.n_frames) - WINDOW + 1
-        x = mouth_region(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)
-        mouths = torch.stack([x[s:s + WINDOW] for s in range(n)])
-        mels = torch.from_numpy(np.stack([mel[self.m * s:self.m * (s + WINDOW)] for s in range(n)]))
-        return mouths, mels
+        return clip_windows(frames, mel, self.m)
+
+
+def clip_windows(frames, mel, mel_per_frame: int = 4):
+    """Every 5-frame window of one video: face frames (T, R, R, 3) uint8 (or (T, 3, R, R) in [0, 1])
+    and their normalised log-mels (mel_per_frame * T, n_mels) -> mouths (N, 5, 3, 32, 64), mels (N, 20, n_mels)."""
+    x = frames if isinstance(frames, torch.Tensor) else torch.from_numpy(np.array(frames))
+    if x.dtype == torch.uint8:
+        x = x.permute(0, 3, 1, 2).float() / 255
+    n = len(x) - WINDOW + 1
+    if n < 1:
+        raise ValueError(f"a sync window needs {WINDOW} frames; the video has {len(x)}")
+    x = mouth_region(x)
+    m = mel_per_frame
+    mouths = torch.stack([x[s:s + WINDOW] for s in range(n)])
+    mels = torch.from_numpy(np.stack([np.asarray(mel[m * s:m * (s + WINDOW)], np.float32) for s in range(n)]))
+    return mouths, mels
 
 
 def _batch(windows: ClipWindows, rng, batch: int, negatives: int, max_offset: int, min_offset: int = 2):
@@ -187,6 +199,11 @@ def offset_profile(v: torch.Tensor, a: torch.Tensor, max_offset: int = 15) -> di
     k = int(dists.argmin())
     return dict(offsets=np.array(offsets), dists=dists, offset=int(offsets[k]), lse_d=float(dists[k]),
                 lse_c=float(np.median(dists) - dists[k]))
+
+
+def sync_scores(expert: SyncExpert, frames, mel, mel_per_frame: int = 4, max_offset: int = 15) -> dict:
+    """LSE-D, LSE-C and the best offset of one video with its sound (see ``offset_profile``)."""
+    return offset_profile(*embed_clip(expert, *clip_windows(frames, mel, mel_per_frame)), max_offset)
 
 
 def evaluate_sync(expert: SyncExpert, cache, index: pd.DataFrame, max_offset: int = 15, shift_min: int = 3,

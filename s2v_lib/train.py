@@ -41,7 +41,8 @@ class GANData:
     ``identity[k]`` and ``emotion[k]`` the students' embeddings of its sound (the generator's
     inputs), ``emotion_probs[k]`` the emotion student's distribution (the emotion loss's target),
     ``face[k]`` the identity teacher's embedding of its real face (the identity loss's target),
-    ``reference[k]`` one real frame of the same speaker from another clip (the baseline's image).
+    ``reference[k]`` one real frame of the same speaker from another clip (the baseline's image);
+    ``meta`` the clips' rows (clip, speaker, emotion...) when the data come from a run.
     """
 
     frames: list
@@ -51,6 +52,7 @@ class GANData:
     emotion_probs: np.ndarray
     face: np.ndarray
     reference: np.ndarray
+    meta: pd.DataFrame | None = None
 
     @classmethod
     def synthetic(cls, n_clips: int = 4, n_frames: int = 12, resolution: int = 64, seed: int = 0) -> "GANData":
@@ -82,7 +84,7 @@ class GANData:
             reference.append(np.asarray(frames[other[0]][len(frames[other[0]]) // 2]))
         return cls(frames, utts.mel, pred["identity"].astype(np.float32),
                    pred["emotion_embedding"].astype(np.float32), pred["probs"].astype(np.float32),
-                   utts.face.astype(np.float32), np.stack(reference))
+                   utts.face.astype(np.float32), np.stack(reference), utts.meta.reset_index(drop=True))
 
     def batch(self, rng: np.random.Generator, batch_size: int, window: int) -> dict:
         clips = rng.integers(len(self.frames), size=batch_size)

@@ -1,0 +1,216 @@
+"""A face-landmark regressor: the judge behind LMD, blinks and head motion (notebook 05).
+
+No pretrained landmark detector can be downloaded here, so one is trained on SynthTalk's
+ground truth: the 68 points (iBUG order: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47,
+mouth 48-67) of every frame of pool A's training clips, in the coordinates of the face crop.
+A small CNN (the teachers' ``FaceEncoder`` and a linear layer) regresses them as fractions of
+the crop side; a little pixel noise while training prepares it for generated frames. It is
+scored on real frames of held-out clips before it may judge generated ones, and LMD compares
+its landmarks on generated frames with its landmarks on the real frames of the same moment,
+so that its own bias cancels.
+
+From landmarks come three per-clip measures:
+
+* ``eye_openness``: the eye aspect ratio (EAR, Soukupova & Cech 2016), eye height over width;
+* ``count_blinks``: closures, frames where the EAR drops below a fraction of the clip's open-eye
+  level (its 90th percentile), counted once per closure;
+* ``head_motion``: the mean squared frame-to-frame displacement of the rigid points (nose, eye
+  corners, jaw tops), in pixels squared per frame.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from .config import LandmarkConfig, device
+from .config import progress as progress_bar
+from .runs import load_model, save_model
+from .teachers import FaceEncoder, as_batch
+
+N_POINTS = 68
+MOUTH = np.arange(48, 68)
+FACE = np.arange(68)
+LEFT_EYE, RIGHT_EYE = np.arange(36, 42), np.arange(42, 48)
+#: points that move with the head, not with speech or expression
+RIGID = np.r_[np.arange(27, 36), [36, 39, 42, 45, 0, 16]]
+
+
+class LandmarkRegressor(nn.Module):
+    """Face crops (B, 3, H, W) in [0, 1] -> landmarks (B, 68, 2) as fractions of the crop side (x, y)."""
+
+    kind = "landmark_regressor"
+
+    def __init__(self, input_size: int = 64, width: int = 16):
+        super().__init__()
+        self.config = dict(input_size=input_size, width=width)
+        self.encoder = FaceEncoder(input_size, width, out_dim=256, dropout=0.0)
+        self.head = nn.Linear(256, 2 * N_POINTS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (0.5 + self.head(self.encoder(x))).view(-1, N_POINTS, 2)
+
+
+@torch.no_grad()
+def predict(model: LandmarkRegressor, frames, batch: int = 512) -> np.ndarray:
+    """uint8 (N, H, W, 3) frames (or float (N, 3, H, W) in [0, 1]) -> (N, 68, 2) landmarks in pixels."""
+    model.eval()
+    dev = next(model.parameters()).device
+    side = frames.shape[2] if isinstance(frames, np.ndarray) else frames.shape[-1]
+    out = [model(as_batch(frames[k:k + batch], dev)).float().cpu().numpy() for k in range(0, len(frames), batch)]
+    return np.concatenate(out) * side if out else np.zeros((0, N_POINTS, 2), np.float32)
+
+
+def crop_landmarks(cache, clip: str) -> np.ndarray:
+    """Ground-truth landmarks of a SynthTalk clip in the cache's crop pixels: (T, 68, 2)."""
+    gt = cache.corpus().ground_truth(clip)
+    if gt is None or "landmarks" not in gt:
+        raise ValueError(f"clip {clip} has no ground-truth landmarks (only SynthTalk corpora have them)")
+    box = gt["box"] if "box" in gt else np.array([0, 0, cache.resolution, cache.resolution], np.float32)
+    return ((gt["landmarks"] - box[:2]) * cache.resolution / box[2:]).astype(np.float32)
+
+
+def _table(cache, index: pd.DataFrame):
+    rows = np.concatenate([np.arange(r.frame_start, r.frame_start + r.n_frames) for r in index.itertuples()])
+    marks = np.concatenate([crop_landmarks(cache, c)[:n] for c, n in zip(index["clip"], index.n_frames)])
+    return rows.astype(np.int64), marks / cache.resolution
+
+
+def train_landmark_regressor(cache, index: pd.DataFrame, cfg: LandmarkConfig, seed: int = 0,
+                             progress: bool = True):
+    """Fit a ``LandmarkRegressor`` on every frame of the clips of ``index``. Returns ``(model, history)``."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    rows, marks = _table(cache, index)
+    # blinks are rare (a few frames in a hundred): a quarter of each batch is drawn from frames
+    # with the eyes half shut or more, and eye points weigh more, or the regressor never learns to shut them
+    ear = eye_openness(marks)
+    shut = np.flatnonzero(ear < 0.6 * np.percentile(ear, 90))
+    n_shut = cfg.batch_size // 4 if len(shut) else 0
+    weight = torch.ones(N_POINTS, 1)
+    weight[np.r_[LEFT_EYE, RIGHT_EYE]] = 4.0
+    dev = device()
+    weight = weight.to(dev)
+    model = LandmarkRegressor(cache.resolution, cfg.width).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
+    model.train()
+    history, t0 = [], time.perf_counter()
+    bar = progress_bar(range(cfg.steps), progress, desc="landmarks", unit="step")
+    for step in bar:
+        pick = np.sort(np.r_[rng.integers(len(rows), size=cfg.batch_size - n_shut),
+                             rng.choice(shut, size=n_shut) if n_shut else []].astype(np.int64))
+        x = as_batch(cache.frames[rows[pick]])
+        x = (x + cfg.noise * torch.randn(x.shape, generator=gen)).clamp(0, 1).to(dev)
+        y = torch.from_numpy(marks[pick]).float().to(dev)
+        loss = (nn.functional.smooth_l1_loss(model(x), y, beta=0.01, reduction="none") * weight).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        history.append(dict(step=step + 1, loss=float(loss.detach()), seconds=time.perf_counter() - t0))
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
+    return model.eval(), pd.DataFrame(history)
+
+
+def evaluate_landmarks(model: LandmarkRegressor, cache, index: pd.DataFrame) -> dict:
+    """The regressor's own error on real frames of ``index``, against the ground truth.
+
+    ``error_px``: mean point-to-point distance in crop pixels (``mouth_error_px`` on the mouth);
+    ``nme``: the same divided by the inter-ocular distance (outer eye corners), the usual
+    normalised mean error; ``mean_shape_error_px``: the error of always answering the mean
+    shape of these frames (what a regressor that learned nothing would score). Also the blink
+    detector against the true blinks: ``blinks_true`` and ``blinks_found`` per second.
+    """
+    err, mouth, iod, base, true_b, found_b, seconds = [], [], [], [], 0, 0, 0.0
+    fps = cache.info["fps"]
+    for r in index.itertuples():
+        truth = crop_landmarks(cache, r.clip)[:r.n_frames]
+        pred = predict(model, np.asarray(cache.frames[r.frame_start:r.frame_start + r.n_frames]))
+        d = np.linalg.norm(pred - truth, axis=-1)
+        err.append(d.mean(1))
+        mouth.append(d[:, MOUTH].mean(1))
+        iod.append(np.linalg.norm(truth[:, 36] - truth[:, 45], axis=-1))
+        base.append(truth)
+        gt = cache.corpus().ground_truth(r.clip)
+        true_b += _onsets(gt["blink"][:r.n_frames] > 0.5)
+        found_b += count_blinks(eye_openness(pred))
+        seconds += r.n_frames / fps
+    err, mouth, iod, base = map(np.concatenate, (err, mouth, iod, base))
+    base = np.linalg.norm(base - base.mean(0), axis=-1).mean(1)
+    return dict(error_px=float(err.mean()), mouth_error_px=float(mouth.mean()), nme=float((err / iod).mean()),
+                mean_shape_error_px=float(base.mean()), frames=len(err), blinks_true=true_b / seconds,
+                blinks_found=found_b / seconds)
+
+
+# ----------------------------------------------------------------------------------- measures
+def eye_openness(landmarks: np.ndarray) -> np.ndarray:
+    """Eye aspect ratio per frame, both eyes averaged: (|p2-p6| + |p3-p5|) / (2 |p1-p4|)."""
+    lm = np.asarray(landmarks, np.float64)
+    ear = []
+    for eye in (LEFT_EYE, RIGHT_EYE):
+        p = lm[:, eye]
+        h = np.linalg.norm(p[:, 1] - p[:, 5], axis=-1) + np.linalg.norm(p[:, 2] - p[:, 4], axis=-1)
+        ear.append(h / (2 * np.linalg.norm(p[:, 0] - p[:, 3], axis=-1) + 1e-9))
+    return np.mean(ear, 0)
+
+
+def _onsets(closed: np.ndarray) -> int:
+    closed = np.asarray(closed, bool)
+    return int(closed[0]) + int((closed[1:] & ~closed[:-1]).sum()) if len(closed) else 0
+
+
+def count_blinks(ear: np.ndarray, ratio: float = 0.6) -> int:
+    """Closures in an eye-openness track: runs of frames below ``ratio`` x the clip's open level.
+
+    The open level is the 90th percentile of the track, so a clip whose eyes never move (a
+    still picture) has no closures whatever its eye size.
+    """
+    ear = np.asarray(ear, np.float64)
+    if len(ear) == 0:
+        return 0
+    return _onsets(ear < ratio * np.percentile(ear, 90))
+
+
+def head_motion(landmarks: np.ndarray) -> float:
+    """Mean squared frame-to-frame displacement (px^2 per frame) of the centroid of the rigid points."""
+    c = np.asarray(landmarks, np.float64)[:, RIGID].mean(1)
+    if len(c) < 2:
+        return 0.0
+    return float((np.diff(c, axis=0) ** 2).sum(1).mean())
+
+
+# ----------------------------------------------------------------------------------- checkpoint
+def load_landmark_regressor(path) -> LandmarkRegressor:
+    return load_model(path, "landmark_regressor", {"landmark_regressor": LandmarkRegressor}, map_location=device(),
+                      hint="train it with s2v_lib.landmarks.get_landmark_regressor (notebook 05)")
+
+
+def get_landmark_regressor(cache, run, cfg: LandmarkConfig, seed: int = 0, retrain: bool = False,
+                           progress: bool = True):
+    """The run's regressor: ``<run>/checkpoints/landmark_regressor.pt`` if trained on the same data and
+    settings, else trained now on pool A's training clips and saved. Returns ``(model, history)``."""
+    import dataclasses
+
+    from .data import split_index
+    from .runs import trained
+
+    path = Path(run) / "checkpoints" / "landmark_regressor.pt"
+    index = split_index(cache.index, "A", "train")
+    if index.empty:
+        raise ValueError("the corpus has no training clips in pool A for the landmark regressor")
+
+    def train():
+        model, history = train_landmark_regressor(cache, index, cfg, seed, progress)
+        save_model(model, path, trained_on=f"pool A train: {len(index)} clips")
+        return model, history
+
+    key = dict(cache=cache.info.get("fingerprint"), config=dataclasses.asdict(cfg), seed=seed)
+    model, history, _ = trained(path, key, train, lambda: load_landmark_regressor(path), retrain)
+    return model, history

@@ -1,0 +1,231 @@
+"""Evaluation metrics on known cases, the landmark judge, and the evaluation of systems end to end."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from s2v_lib import evaluation as E
+from s2v_lib import landmarks as L
+from s2v_lib import metrics as M
+from s2v_lib.config import LandmarkConfig
+from s2v_lib.train import GANData
+
+RNG = np.random.default_rng(0)
+
+
+def _frames(t=6, r=32):
+    return RNG.integers(0, 256, (t, r, r, 3)).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------- images
+def test_psnr_known_cases():
+    a = _frames()
+    assert M.psnr(a, a) == np.inf
+    b = np.full((2, 8, 8, 3), 100, np.uint8)
+    assert M.psnr(b + 1, b) == pytest.approx(10 * np.log10(255 ** 2), abs=1e-9)  # 48.13 dB: off by one level
+    assert M.psnr(b + 10, b) == pytest.approx(10 * np.log10(255 ** 2 / 100), abs=1e-9)
+    with pytest.raises(ValueError, match="one shape"):
+        M.psnr(a, a[:, :16])
+
+
+def test_ssim_matches_scikit_image_and_its_known_cases():
+    from skimage.metrics import structural_similarity
+
+    a = _frames(3, 48)
+    noisy = np.clip(a.astype(int) + RNG.integers(-40, 40, a.shape), 0, 255).astype(np.uint8)
+    ref = np.mean([structural_similarity(a[i], noisy[i], gaussian_weights=True, sigma=1.5, data_range=255,
+                                         use_sample_covariance=False, channel_axis=-1) for i in range(3)])
+    assert M.ssim(noisy, a) == pytest.approx(ref, abs=1e-10)
+    assert M.ssim(a, a) == pytest.approx(1.0)
+    smooth = np.repeat(np.repeat(RNG.integers(0, 256, (3, 6, 6, 3)), 8, 1), 8, 2).astype(np.uint8)
+    shifted = np.roll(smooth, 1, axis=2)  # a frame shifted by one pixel: similar, not the same
+    assert 0.5 < M.ssim(shifted, smooth) < 0.999
+    assert M.ssim(shifted, smooth) > M.ssim(_frames(3, 48), smooth)
+
+
+def test_lmd_of_landmarks_shifted_by_one_pixel_is_one():
+    lm = RNG.uniform(0, 64, (10, 68, 2))
+    assert M.lmd(lm, lm) == 0
+    assert M.lmd(lm + [1.0, 0.0], lm) == pytest.approx(1.0)
+    assert M.lmd(lm + [0.0, 3.0], lm, L.MOUTH) == pytest.approx(3.0)
+    moved = lm.copy()
+    moved[:, L.MOUTH] += [0.0, 2.0]
+    assert M.lmd(moved, lm, L.MOUTH) == pytest.approx(2.0) and M.lmd(moved, lm) == pytest.approx(2.0 * 20 / 68)
+
+
+def test_frechet_distance_known_cases():
+    from scipy import linalg
+
+    x = RNG.normal(size=(4000, 5))
+    assert M.frechet_distance(x, x) == pytest.approx(0, abs=1e-6)
+    assert M.frechet_distance(x, x + [1, 2, 0, 0, 0]) == pytest.approx(5.0, abs=1e-6)  # a shift: |d|^2
+    y = RNG.normal(size=(3000, 5)) @ RNG.normal(size=(5, 5)) + 0.3
+    sx, sy = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    ref = ((x.mean(0) - y.mean(0)) ** 2).sum() + np.trace(sx + sy - 2 * linalg.sqrtm(sx @ sy).real)
+    assert M.frechet_distance(x, y) == pytest.approx(ref, rel=1e-8)
+    with pytest.raises(ValueError):
+        M.frechet_distance(x, x[:, :3])
+
+
+def test_bootstrap_intervals_and_mcnemar():
+    assert M.bootstrap_ci(np.full(20, 0.7)) == pytest.approx((0.7, 0.7, 0.7))
+    v = RNG.normal(1.0, 1.0, 200)
+    est, lo, hi = M.bootstrap_ci(np.r_[v, np.nan])
+    assert lo < est < hi and est == pytest.approx(v.mean()) and 0.1 < hi - lo < 0.5
+    assert np.isnan(M.bootstrap_ci([np.nan])[0])
+    est, lo, hi = M.bootstrap_statistic(lambda idx: v[idx].std(), len(v))
+    assert lo < est < hi
+    t = M.mcnemar([True] * 12 + [False] * 8, [False] * 10 + [True] * 2 + [False] * 8)
+    assert (t["only_a"], t["only_b"]) == (10, 0) and t["p_value"] == pytest.approx(2 * 0.5 ** 10)
+    assert M.mcnemar([True, False], [True, False])["p_value"] == 1.0
+
+
+# ----------------------------------------------------------------------------------- sync
+class _OracleExpert(torch.nn.Module):
+    """Embeds a window by its 5 per-frame values: mouth brightness for video, mel energy for sound."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def embed_video(self, mouths):
+        x = mouths.mean((2, 3, 4))
+        return torch.nn.functional.normalize(x - x.mean(1, keepdim=True), dim=-1)
+
+    def embed_audio(self, mel):
+        x = mel.reshape(len(mel), 5, 4, -1).mean((2, 3))
+        return torch.nn.functional.normalize(x - x.mean(1, keepdim=True), dim=-1)
+
+
+def test_lse_finds_an_audio_track_shifted_by_five_frames():
+    from s2v_lib.sync import sync_scores
+
+    t = 80
+    signal = RNG.uniform(0.1, 0.9, t + 10)
+    frames = (np.broadcast_to(signal[5:5 + t, None, None, None], (t, 32, 32, 3)) * 255).round().astype(np.uint8)
+    in_sync = np.repeat(signal[5:5 + t], 4)[:, None] * np.ones((1, 80), np.float32)
+    late = np.repeat(signal[:t], 4)[:, None] * np.ones((1, 80), np.float32)  # the sound 5 frames late
+    expert = _OracleExpert()
+    ok, off = sync_scores(expert, frames, in_sync), sync_scores(expert, frames, late)
+    assert ok["offset"] == 0 and ok["lse_d"] < 0.02 and ok["lse_c"] > 0.5
+    assert off["offset"] == 5 and off["lse_d"] < 0.02
+    assert sync_scores(expert, frames, late, max_offset=3)["lse_d"] > 0.5  # out of the search range: no match
+
+
+# ----------------------------------------------------------------------------------- landmarks
+def test_blinks_and_head_motion_known_cases():
+    still = np.tile(RNG.uniform(10, 50, (1, 68, 2)), (50, 1, 1))
+    assert L.count_blinks(L.eye_openness(still)) == 0 and L.head_motion(still) == 0  # a constant video
+    blinking = still.copy()
+    for f in (10, 11, 30):  # two closures: frames 10-11 and frame 30
+        for eye in (L.LEFT_EYE, L.RIGHT_EYE):
+            centre = blinking[f, eye, 1].mean()
+            blinking[f, eye, 1] = centre
+    assert L.count_blinks(L.eye_openness(blinking)) == 2
+    drifting = still + np.arange(50)[:, None, None] * np.array([1.0, 0.0])  # 1 px per frame sideways
+    assert L.head_motion(drifting) == pytest.approx(1.0)
+
+
+def test_landmark_regressor_trains_scores_and_reloads(tiny_cache, tmp_path):
+    from s2v_lib.data import split_index
+
+    clip = tiny_cache.index["clip"].iloc[0]
+    marks = L.crop_landmarks(tiny_cache, clip)
+    assert marks.shape[1:] == (68, 2) and 0 <= marks.min() and marks.max() <= tiny_cache.resolution
+    model, hist = L.get_landmark_regressor(tiny_cache, tmp_path, LandmarkConfig(steps=6, batch_size=8, width=8),
+                                           progress=False)
+    assert len(hist) == 6 and np.isfinite(hist.loss).all()
+    pred = L.predict(model, np.asarray(tiny_cache.clip_frames(clip)))
+    assert pred.shape == marks.shape
+    scores = L.evaluate_landmarks(model, tiny_cache, split_index(tiny_cache.index, "B"))
+    assert scores["error_px"] > 0 and scores["mean_shape_error_px"] > 0 and scores["blinks_true"] >= 0
+    again, _ = L.get_landmark_regressor(tiny_cache, tmp_path, LandmarkConfig(steps=6, batch_size=8, width=8),
+                                        progress=False)
+    assert np.allclose(L.predict(again, np.asarray(tiny_cache.clip_frames(clip))), pred, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------- systems
+class _Replay(torch.nn.Module):
+    """A 'generator' that returns given videos in order: the real ones make a perfect system."""
+
+    def __init__(self, videos):
+        super().__init__()
+        self.videos, self.k = videos, 0
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def generate(self, mel, identity=None, emotion=None, identity_image=None, seed=0):
+        v = torch.from_numpy(np.asarray(self.videos[self.k % len(self.videos)])).movedim(-1, 1).float() / 255
+        self.k += 1
+        return v[None]
+
+
+@pytest.fixture(scope="module")
+def judged():
+    from s2v_lib.sync import SyncExpert
+    from s2v_lib.teachers import EmotionTeacher, IdentityTeacher, VisualTeachers
+
+    torch.manual_seed(0)
+    data = GANData.synthetic(n_clips=8, n_frames=20, resolution=32)
+    data.meta = pd.DataFrame(dict(clip=[f"c{k}" for k in range(8)], speaker=["s1", "s2"] * 4,
+                                  emotion=["happy", "sad", "anger", "happy", "neutral", "sad", "fear", "disgust"]))
+    judges = E.Judges(VisualTeachers(EmotionTeacher(width=8), IdentityTeacher(width=8)), SyncExpert(width=8),
+                      L.LandmarkRegressor(32, width=8))
+    still = [np.repeat(np.asarray(f[:1]), len(f), 0) for f in data.frames]
+    gens = {"speech2video": _Replay(data.frames), "static_image_baseline": _Replay(data.frames),
+            "no_emotion": _Replay(still), "no_noise": _Replay(still)}
+    return data, judges, E.evaluate(gens, data, judges, progress=False)
+
+
+def test_a_system_that_returns_the_real_video_scores_perfectly(judged):
+    data, _, ev = judged
+    s = ev.scores
+    assert len(s) == 8 * 5 and ev.systems == ["real", "speech2video", "static_image_baseline", "no_emotion",
+                                              "no_noise"]
+    perfect = s[s.system == "speech2video"]
+    assert np.isinf(perfect.psnr).all() and np.allclose(perfect.ssim, 1) and np.allclose(perfect.lmd_face, 0)
+    assert np.allclose(perfect.csim, 1, atol=1e-5)
+    real = s[s.system == "real"].reset_index(drop=True)
+    for col in ("lse_d", "lse_c", "emotion_acc", "blinks_per_s", "head_motion"):
+        assert np.allclose(perfect[col].to_numpy(), real[col].to_numpy(), atol=1e-5), col
+    assert real.psnr.isna().all()  # no reference for the real clip itself
+    frozen = s[s.system == "no_noise"]
+    assert (frozen.head_motion == 0).all() and (frozen.blinks_per_s == 0).all()  # a still picture
+
+
+def test_summary_table_metrics_and_claims(judged):
+    _, _, ev = judged
+    table = E.summary(ev, n_boot=100)
+    assert list(table.index) == ev.systems
+    assert table.loc["speech2video", "fd"] == pytest.approx(0, abs=1e-6)
+    assert table.loc["no_emotion", "fd"] > 0 and np.isnan(table.loc["real", "fd"])
+    assert (table.loc["no_emotion", "head_motion_lo"] <= table.loc["no_emotion", "head_motion"]
+            <= table.loc["no_emotion", "head_motion_hi"])
+    found = E.to_metrics(table)
+    json.dumps(found)
+    assert "psnr" not in found["real"] and "lse_d_ci95" in found["real"] and found["no_noise"]["clips"] == 8
+    text = E.formatted(table)
+    assert text.loc["real", "PSNR (dB)"] == "-"
+    swap = pd.DataFrame(dict(clip=["c0"], emotion=["happy"], swapped=["sad"], read=["sad"]))
+    verdicts = {c["claim"][0]: c for c in E.claims(ev, table, swap)}
+    assert set(verdicts) == {"1", "2", "3", "4"}
+    assert all(isinstance(c["holds"], bool) and c["verdict"].startswith(("holds", "not shown"))
+               for c in verdicts.values())
+    assert verdicts["3"]["holds"]  # two identical systems are indistinguishable
+    assert not verdicts["2"]["holds"] or verdicts["2"]["numbers"]["blinks_low"] > 0
+    d = E.paired(ev, "head_motion", "speech2video", "no_noise")
+    assert d["difference"] == pytest.approx(d["mean_a"] - d["mean_b"])
+
+
+def test_emotion_swap_reports_what_the_teacher_reads(judged):
+    data, judges, _ = judged
+    swap = E.emotion_swap(_Replay(data.frames), data, judges, progress=False)
+    assert len(swap) == 8 and (swap.emotion != swap.swapped).all()
+    assert set(swap.read) <= set(E.EMOTIONS)
+
+
+def test_evaluation_refuses_data_without_metadata(judged):
+    _, judges, _ = judged
+    with pytest.raises(ValueError, match="metadata"):
+        E.evaluate({}, GANData.synthetic(n_clips=2, n_frames=8, resolution=32), judges, progress=False)
