@@ -39,12 +39,12 @@ def _read_with_pyav(path: Path) -> tuple[np.ndarray, int]:
     return data.astype(np.float32), sr
 
 
-def load_audio(path, sample_rate: int = 16000, quiet: bool = False) -> np.ndarray:
+def load_audio(path, sample_rate: int = 16000, quiet: bool = False, report: dict | None = None) -> np.ndarray:
     """Read ``path`` as float32 mono at ``sample_rate`` Hz, saying what it converts.
 
     Integer and float files, any rate, any channel count are accepted; NaN/inf samples are
     zeroed and reported. Raises ``AudioError`` with a readable reason for a missing,
-    unreadable or empty file.
+    unreadable or empty file. ``report``: see ``to_mono``.
     """
     import soundfile as sf
 
@@ -64,17 +64,46 @@ def load_audio(path, sample_rate: int = 16000, quiet: bool = False) -> np.ndarra
             raise AudioError(f"cannot read {path} as audio ({type(exc).__name__}: {exc})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path} contains no audio samples")
+    return to_mono(data, sr, sample_rate, name=path.name, quiet=quiet, report=report)
+
+
+def to_mono(data: np.ndarray, sr: int, sample_rate: int = 16000, name: str = "audio", quiet: bool = False,
+            report: dict | None = None) -> np.ndarray:
+    """Samples (n,) or (n, channels) at ``sr`` Hz -> float32 mono at ``sample_rate``: integers
+    scaled to [-1, 1], channels averaged, NaN/inf samples set to zero, resampled, each step said
+    (as ``name: ...``).
+
+    ``report``, if given, is filled with what the samples held before conversion:
+    ``sample_rate``, ``channels``, ``seconds``, ``nonfinite`` (the number of samples set to
+    zero) and ``clipped`` (the fraction of samples at full scale, |x| >= 0.999).
+    """
+    data = np.asarray(data)
+    if np.issubdtype(data.dtype, np.integer):
+        data = data / np.float32(np.iinfo(data.dtype).max)
+    data = np.asarray(data, np.float32)
+    data = data[:, None] if data.ndim == 1 else data
+    if data.ndim != 2:
+        raise AudioError(f"{name}: expected samples shaped (n,) or (n, channels), got {data.shape}")
     say = (lambda msg: None) if quiet else log.info
+    if report is not None:
+        step = 1 << 20  # counted a block at a time: a long recording needs no second copy
+        with np.errstate(invalid="ignore"):
+            at_full_scale = sum(int(np.count_nonzero(np.abs(data[i:i + step]) >= 0.999))
+                                for i in range(0, len(data), step))
+        report.update(sample_rate=int(sr), channels=int(data.shape[1]), seconds=data.shape[0] / sr,
+                      clipped=at_full_scale / max(data.size, 1))
     if data.shape[1] > 1:
-        say(f"{path.name}: audio has {data.shape[1]} channels; mixing to mono")
+        say(f"{name}: audio has {data.shape[1]} channels; mixing to mono")
         data = data.mean(1, keepdims=True)
     audio = data[:, 0]
     bad = ~np.isfinite(audio)
+    if report is not None:
+        report["nonfinite"] = int(bad.sum())
     if bad.any():
-        say(f"{path.name}: {int(bad.sum())} NaN/inf samples set to zero")
+        say(f"{name}: {int(bad.sum())} NaN/inf samples set to zero")
         audio = np.where(bad, 0.0, audio).astype(np.float32)
     if sr != sample_rate:
-        say(f"{path.name}: audio at {sr} Hz; resampling to {sample_rate} Hz")
+        say(f"{name}: audio at {sr} Hz; resampling to {sample_rate} Hz")
         audio = resample(audio, sr, sample_rate)
     return audio.astype(np.float32)
 

@@ -40,6 +40,29 @@ def _course(args) -> int:
     return 0
 
 
+def _generate(args) -> int:
+    from pathlib import Path
+
+    from .audio import AudioError
+    from .infer import Speech2VideoModel, audio_files, describe, generate_folder, summary
+
+    speech, out = Path(args.speech), Path(args.out)
+    if not speech.exists():
+        raise AudioError(f"audio file not found: {speech}")
+    if speech.is_dir():
+        audio_files(speech)  # a folder without recordings is an error before the networks load
+    model = Speech2VideoModel.from_run(args.run, args.system, args.checkpoint)
+    options = dict(emotion=args.emotion, seed=args.seed, baseline_image=args.baseline_image, progress=not args.quiet)
+    if speech.is_dir():
+        reports = generate_folder(speech, out, model, on_report=lambda r: print(describe(r), flush=True), **options)
+        print(summary(reports))
+        return 1 if any(r.get("error") for r in reports) else 0
+    if out.is_dir():
+        out = out / f"{speech.stem}.mp4"
+    print(describe(model.generate(speech, out, **options)))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m s2v_lib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +93,23 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-output", action="store_true", help="print cell output instead of a progress bar")
     p.set_defaults(func=_course)
+
+    p = sub.add_parser("generate", help="speech -> a talking-face video with the sound (mp4)",
+                       description="Turn a speech recording (wav, flac, ogg, mp3, m4a...; any rate; mono or "
+                                   "stereo), or every one in a folder, into a talking-face video. Exit status: 0 "
+                                   "all written, 1 some files of a folder failed, 2 nothing could be done.")
+    p.add_argument("speech", help="an audio file, or a folder of them")
+    p.add_argument("-o", "--out", required=True, help="the video (.mp4); for a folder, a folder for the videos")
+    p.add_argument("--run", default="runs/course", help="run directory with the trained networks (default runs/course)")
+    p.add_argument("--system", default="speech2video",
+                   help="which trained generator: speech2video, static_image_baseline or an ablation (no_sync...)")
+    p.add_argument("--checkpoint", help="a GAN checkpoint file to use instead of <run>/checkpoints/gan_<system>.pt")
+    p.add_argument("--emotion", help="show this emotion instead of the one heard (anger, disgust, fear, happy, "
+                                     "neutral, sad)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the spontaneous motion (blinks, head)")
+    p.add_argument("--baseline-image", help="a picture of the speaker (needed by static_image_baseline)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or conversion messages")
+    p.set_defaults(func=_generate)
 
     args = parser.parse_args(argv)
     if getattr(args, "run", "x") is None:

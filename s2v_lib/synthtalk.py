@@ -373,23 +373,34 @@ def head_track(n_frames: int, fps: int, amplitude: float, pitch_offset: float, e
     return out
 
 
-def synthesize_clip(spec: ClipSpec, speaker: Speaker, cfg: CorpusConfig, renderer: FaceRenderer,
-                    engine: Espeak | None = None) -> dict:
-    """Speak and render one clip. Returns frames, audio and the per-frame ground truth."""
+def emotional_speech(text: str, speaker: Speaker, emotion: str, level: float, rng: np.random.Generator,
+                     sample_rate: int = 16000, engine: Espeak | None = None):
+    """``text`` in ``speaker``'s voice with ``emotion``'s prosody and voice quality at ``level``
+    (0-1), and a little random variation of rate, pitch and loudness drawn from ``rng``.
+
+    Returns ``(utterance, speech)``: espeak-ng's ``Utterance`` (phoneme and word times) and its
+    samples resampled to ``sample_rate`` (float32).
+    """
     engine = engine or Espeak.get()
-    rng = np.random.default_rng([cfg.seed, 2, spec.index])
-    level = INTENSITY_SCALE[spec.intensity] if spec.emotion != "neutral" else 0.0
-    pro = EMOTION_PROSODY[spec.emotion]
+    pro = EMOTION_PROSODY[emotion]
     utt = engine.speak(
-        spec.sentence, emotional_voice(speaker.voice, spec.emotion, level),
+        text, emotional_voice(speaker.voice, emotion, level),
         rate=speaker.rate_wpm * (1 + (pro["rate"] - 1) * level) * math.exp(0.04 * rng.standard_normal()),
         pitch=50 + pro["pitch"] * level + 3 * rng.standard_normal(),
         pitch_range=50 + pro["range"] * level + 5 * rng.standard_normal(),
         volume=(100 + (pro["volume"] - 100) * level) * math.exp(0.05 * rng.standard_normal()),
         seed=int(rng.integers(2 ** 31)))
+    g = math.gcd(sample_rate, utt.sample_rate)
+    return utt, resample_poly(utt.audio, sample_rate // g, utt.sample_rate // g).astype(np.float32)
+
+
+def synthesize_clip(spec: ClipSpec, speaker: Speaker, cfg: CorpusConfig, renderer: FaceRenderer,
+                    engine: Espeak | None = None) -> dict:
+    """Speak and render one clip. Returns frames, audio and the per-frame ground truth."""
+    rng = np.random.default_rng([cfg.seed, 2, spec.index])
+    level = INTENSITY_SCALE[spec.intensity] if spec.emotion != "neutral" else 0.0
     sr, fps = cfg.sample_rate, cfg.fps
-    g = math.gcd(sr, utt.sample_rate)
-    speech = resample_poly(utt.audio, sr // g, utt.sample_rate // g).astype(np.float32)
+    utt, speech = emotional_speech(spec.sentence, speaker, spec.emotion, level, rng, sr, engine)
     lead, tail = rng.uniform(0.15, 0.35), rng.uniform(0.15, 0.35)
     spf = sr // fps
     n_frames = int(math.ceil((lead + len(speech) / sr + tail) * fps))
@@ -442,6 +453,42 @@ def synthesize_clip(spec: ClipSpec, speaker: Speaker, cfg: CorpusConfig, rendere
               word_texts=np.array([w[1] for w in words]),
               emphasis_time=np.float32(emphasis[0] if emphasis else -1))
     return dict(frames=frames, audio=audio, gt=gt, n_frames=n_frames, duration=n_frames / fps)
+
+
+def speak(text: str, speaker_index: int = 0, emotion: str = "neutral", intensity: str = "medium", seed: int = 0,
+          sample_rate: int = 16000, pause: float = 0.25, snr_db: float | None = 35.0) -> np.ndarray:
+    """A typed sentence said by a SynthTalk voice: float32 mono samples at ``sample_rate``.
+
+    The voice is speaker ``speaker_index`` of the corpus made with ``seed`` (``make_speaker``:
+    the same person as clip speaker ``S{index + 1:04d}`` there), with ``emotion``'s prosody and
+    voice quality at ``intensity`` (``low``, ``medium``, ``high`` or the codes ``LO``, ``MD``,
+    ``HI``), as in the corpus. ``pause`` seconds of quiet go before and after, and faint pink
+    noise ``snr_db`` dB below the speech (None: none), since the corpus clips have some.
+    The same arguments give the same samples.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("nothing to say: the text is empty")
+    if emotion not in EMOTION_PROSODY:
+        raise ValueError(f"unknown emotion {emotion!r}; choose one of {list(EMOTION_PROSODY)}")
+    levels = {**{k: k for k in INTENSITY_SCALE}, **{v.lower(): k for k, v in INTENSITY_CODES.items()}}
+    if str(intensity).lower() not in levels:
+        raise ValueError(f"unknown intensity {intensity!r}; choose one of {list(INTENSITY_SCALE)} "
+                         f"(or {list(INTENSITY_CODES.values())})")
+    intensity = levels[str(intensity).lower()]
+    if int(speaker_index) < 0:
+        raise ValueError(f"speaker_index must be 0 or more, got {speaker_index}")
+    speaker = make_speaker(int(speaker_index), seed)
+    rng = np.random.default_rng([seed, 4, int(speaker_index)])
+    level = INTENSITY_SCALE[intensity] if emotion != "neutral" else 0.0
+    _, speech = emotional_speech(text.strip(), speaker, emotion, level, rng, sample_rate)
+    if len(speech) == 0:
+        raise ValueError(f"espeak-ng made no sound for {text!r}")
+    gap = np.zeros(int(round(pause * sample_rate)), np.float32)
+    audio = np.concatenate([gap, speech, gap])
+    if snr_db is not None:
+        rms = float(np.sqrt(np.mean(speech ** 2)))
+        audio += _pink_noise(len(audio), rng) * rms / 10 ** (snr_db / 20)
+    return np.clip(audio, -1.0, 1.0).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------- corpus
@@ -538,6 +585,7 @@ def _diff(a: dict, b: dict) -> dict:
             if json.dumps(a.get(k)) != json.dumps(list(b[k]) if isinstance(b.get(k), tuple) else b.get(k))}
 
 
-__all__ = ["generate_corpus", "make_speakers", "make_speaker", "plan_clips", "synthesize_clip", "sentences",
+__all__ = ["generate_corpus", "make_speakers", "make_speaker", "plan_clips", "synthesize_clip", "speak",
+           "emotional_speech", "sentences",
            "viseme_of", "mouth_track", "blink_track", "Speaker", "ClipSpec", "EMOTION_PROSODY", "EMOTION_FACE",
            "VISEMES", "VISEME_NAMES", "INTENSITIES"]

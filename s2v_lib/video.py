@@ -9,49 +9,107 @@ import numpy as np
 def write_video(path, frames: np.ndarray, fps: int, audio: np.ndarray | None = None,
                 sample_rate: int | None = None, crf: int = 18) -> Path:
     """Write (T, H, W, 3) uint8 frames as H.264 (yuv420p), with an AAC audio track if given."""
-    import av
-
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 of shape (T, H, W, 3), got {frames.dtype} {frames.shape}")
     h, w = frames.shape[1:3]
-    if h % 2 or w % 2:
-        raise ValueError(f"H.264 in yuv420p needs even frame sizes, got {w}x{h}")
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    with av.open(str(tmp), "w", format="mp4") as out:
-        vs = out.add_stream("libx264", rate=int(fps))
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+    with VideoWriter(path, fps, w, h, audio, sample_rate, crf) as writer:
+        writer.write(frames)
+    return writer.path
+
+
+class VideoWriter:
+    """An mp4 written a few frames at a time, for videos too long to hold in memory::
+
+        with VideoWriter("out.mp4", 25, 64, 64, audio, 16000) as out:
+            for chunk in chunks:          # (t, H, W, 3) uint8
+                out.write(chunk)
+
+    H.264 (yuv420p, one x264 thread: the same frames give the same bytes) and, if ``audio`` is
+    given, an AAC mono track of it, encoded when the writer closes. The file is written under a
+    temporary name and renamed at the end: an error or an interrupt leaves no half-written video.
+    """
+
+    def __init__(self, path, fps: int, width: int, height: int, audio: np.ndarray | None = None,
+                 sample_rate: int | None = None, crf: int = 18):
+        import av
+
+        if height % 2 or width % 2:
+            raise ValueError(f"H.264 in yuv420p needs even frame sizes, got {width}x{height}")
+        self.path = Path(path)
+        self.size = (height, width)
+        self.frames_written = 0
+        self._audio, self._sample_rate = audio, sample_rate
+        self._tmp = self.path.with_name(self.path.stem + ".tmp" + self.path.suffix)
+        self._out = av.open(str(self._tmp), "w", format="mp4")
+        vs = self._out.add_stream("libx264", rate=int(fps))
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         # one x264 thread and no lookahead threads: otherwise the same frames can encode to
         # different bytes from one call to the next (seen here); the corpus must be reproducible,
         # and it is generated in parallel across clips anyway
         vs.options = {"crf": str(crf), "preset": "veryfast", "threads": "1",
                       "x264-params": "rc-lookahead=0:sync-lookahead=0:sliced-threads=0"}
-        aus = None
+        self._video = vs
+        self._aus = None
         if audio is not None:
-            aus = out.add_stream("aac", rate=int(sample_rate))
-            aus.layout = "mono"
-        for i, frame in enumerate(frames):
+            self._aus = self._out.add_stream("aac", rate=int(sample_rate))
+            self._aus.layout = "mono"
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append (t, H, W, 3) uint8 frames (or one (H, W, 3) frame)."""
+        import av
+
+        frames = np.asarray(frames)
+        if frames.ndim == 3:
+            frames = frames[None]
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 of shape (T, H, W, 3), got {frames.dtype} {frames.shape}")
+        if frames.shape[1:3] != self.size:
+            raise ValueError(f"frames of {frames.shape[2]}x{frames.shape[1]} px in a "
+                             f"{self.size[1]}x{self.size[0]} video")
+        for frame in frames:
             vf = av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
-            vf.pts = i
-            for packet in vs.encode(vf):
-                out.mux(packet)
-        for packet in vs.encode():
-            out.mux(packet)
-        if aus is not None:
-            samples = np.asarray(audio, np.float32).reshape(1, -1)
+            vf.pts = self.frames_written
+            for packet in self._video.encode(vf):
+                self._out.mux(packet)
+            self.frames_written += 1
+
+    def close(self) -> Path:
+        """Flush the video, encode the audio track, and give the file its name."""
+        import av
+
+        for packet in self._video.encode():
+            self._out.mux(packet)
+        if self._aus is not None:
+            sr = int(self._sample_rate)
+            samples = np.asarray(self._audio, np.float32).reshape(1, -1)
             step = 1024 * 16
             for start in range(0, samples.shape[1], step):
                 af = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + step]),
                                                 format="flt", layout="mono")
-                af.sample_rate = int(sample_rate)
+                af.sample_rate = sr
                 af.pts = start
-                for packet in aus.encode(af):
-                    out.mux(packet)
-            for packet in aus.encode():
-                out.mux(packet)
-    tmp.replace(path)
-    return path
+                for packet in self._aus.encode(af):
+                    self._out.mux(packet)
+            for packet in self._aus.encode():
+                self._out.mux(packet)
+        self._out.close()
+        self._tmp.replace(self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Stop and delete the temporary file: no video is written."""
+        self._out.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:

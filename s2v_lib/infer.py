@@ -1,0 +1,402 @@
+"""Inference: any speech recording -> a talking-face video with its sound, in one call::
+
+    report = generate_video("hello.wav", "hello.mp4", run="runs/course")
+
+The test-time path of METHOD.md: the recording as 16 kHz mono; log-mels normalised as in
+training; the emotion and identity students on the sound (utterance embeddings); the
+generator, chunk by chunk (its motion GRU carries over); H.264 video and the original sound
+as AAC, written as the frames come. Memory stays bounded on long recordings (a 10-minute
+talk): log-mels are computed in blocks, the students hear windows of at most
+``STUDENT_WINDOW_S`` seconds whose predictions are averaged, and the generator and the
+writer stream.
+
+``Speech2VideoModel`` keeps a run's networks loaded for many recordings (``generate_folder``);
+``python -m s2v_lib generate`` is the command line of both.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import AudioError, load_audio, log_mel, to_mono
+from .config import EMOTIONS, FeatureConfig, device
+from .config import progress as progress_bar
+from .video import VideoWriter
+
+#: What a folder of recordings is searched for (by file name extension, any case).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aac")
+#: A recording whose level (RMS) is below this is silent.
+SILENCE_DBFS = -60.0
+#: A recording with more than this fraction of its samples at full scale (|x| >= 0.999) is clipped.
+CLIPPED_FRACTION = 0.01
+#: The students hear at most this many seconds at once; longer recordings are cut into windows.
+STUDENT_WINDOW_S = 10.0
+#: Log-mels of long recordings are computed this many seconds at a time.
+MEL_BLOCK_S = 60.0
+#: Video frames the generator makes at once at 64 px (proportionally fewer at larger sizes): 2 s.
+#: On a CPU this was 1.7x faster than the generator's default of 10 s and needed 500 MB less memory.
+CHUNK_FRAMES_64PX = 50
+
+
+class Speech2VideoModel:
+    """A run's two audio students, one generator and the feature cache's normalisation, loaded once.
+
+    ``generate(speech, out_path, ...)`` turns one recording into a video (see ``generate_video``);
+    ``from_run(run, system)`` loads the networks a run's notebooks 03 and 04 trained.
+    ``chunk_frames``: how many video frames the generator makes at once (``CHUNK_FRAMES_64PX``).
+    """
+
+    def __init__(self, emotion_student, identity_student, generator, cache, run=None, name: str = "speech2video"):
+        self.emotion_student, self.identity_student, self.generator = emotion_student, identity_student, generator
+        self.cache, self.name = cache, name
+        self.run = None if run is None else Path(run)
+        self.features = FeatureConfig(**cache.info["features"])
+        self.fps, self.sample_rate = int(cache.info["fps"]), int(cache.info["sample_rate"])
+        self.mel_per_frame = int(cache.info["mel_per_frame"])
+        self.resolution = generator.cfg.resolution
+        self.chunk_frames = max(4, CHUNK_FRAMES_64PX * 64 ** 2 // self.resolution ** 2)
+        self._prototypes: dict | None = None
+        self._floor: np.ndarray | None = None
+        sizes = dict(cache=self.features.n_mels, emotion_student=emotion_student.config["n_mels"],
+                     identity_student=identity_student.config["n_mels"], generator=generator.cfg.n_mels)
+        if len(set(sizes.values())) > 1:
+            raise ValueError(f"the feature cache and the networks disagree on the number of mel bands ({sizes}): "
+                             f"were they made in the same run?")
+        for what, student, dim in (("emotion", emotion_student, generator.cfg.emotion_dim),
+                                   ("identity", identity_student, generator.cfg.identity_dim)):
+            if student.config["embedding_dim"] != dim:
+                raise ValueError(f"the generator expects a {dim}-d {what} embedding but the {what} student gives "
+                                 f"{student.config['embedding_dim']}-d: re-run notebook 04 after notebook 03")
+
+    @classmethod
+    def from_run(cls, run="runs/course", system: str = "speech2video", checkpoint=None) -> "Speech2VideoModel":
+        """The students of ``<run>/checkpoints`` and the generator of ``gan_<system>.pt`` there (or of
+        ``checkpoint``, any file ``train.GANTrainer.save`` wrote), with the run's feature cache.
+
+        A missing file is an error that names the notebook that makes it.
+        """
+        from .data import open_cache
+        from .students import load_student
+        from .train import SYSTEMS, load_generator
+
+        run = Path(run)
+        if checkpoint is None and system not in SYSTEMS:
+            raise ValueError(f"unknown system {system!r}; choose one of {list(SYSTEMS)} (or give a checkpoint file)")
+        cache = open_cache(run)
+        ckpt = run / "checkpoints"
+        emo = load_student(ckpt / "emotion_student.pt", "emotion_student")
+        ident = load_student(ckpt / "identity_student.pt", "identity_student")
+        gan = Path(checkpoint) if checkpoint is not None else ckpt / f"gan_{system}.pt"
+        generator = load_generator(gan, map_location=device())
+        return cls(emo, ident, generator, cache, run, name=system if checkpoint is None else gan.stem)
+
+    def __repr__(self) -> str:
+        return (f"Speech2VideoModel({self.name}: {self.resolution} px at {self.fps} fps"
+                + (f", run {self.run}" if self.run is not None else "") + ")")
+
+    # ------------------------------------------------------------------ the steps
+    def read(self, speech, sample_rate: int | None = None, quiet: bool = False) -> tuple[np.ndarray, dict, list]:
+        """A file (any format, rate, channels) or an array ((n,) or (n, channels) at ``sample_rate``, default
+        the run's) -> ``(audio, source, notes)``: mono samples at the run's rate, what the input held, and
+        warnings in words. Raises ``AudioError`` for input with less than one video frame of sound.
+        """
+        source: dict = {}
+        if isinstance(speech, (str, Path)):
+            name = Path(speech).name
+            audio = load_audio(speech, self.sample_rate, quiet=quiet, report=source)
+        else:
+            name = "the recording"
+            audio = to_mono(speech, sample_rate or self.sample_rate, self.sample_rate, name, quiet, source)
+        if len(audio) == 0:
+            raise AudioError(f"{name} contains no audio samples")
+        if len(audio) < self.sample_rate // self.fps:
+            raise AudioError(f"{name} lasts {1000 * len(audio) / self.sample_rate:.0f} ms, less than one video "
+                             f"frame ({1000 / self.fps:.0f} ms): there is nothing to animate")
+        notes = []
+        if source["nonfinite"]:
+            notes.append(f"{source['nonfinite']} samples were NaN or infinite and were set to zero")
+        if source["clipped"] > CLIPPED_FRACTION:
+            notes.append(f"{100 * source['clipped']:.1f} % of the samples are at full scale: the recording is "
+                         f"clipped (distorted), which can mislead the emotion prediction")
+        rms = math.sqrt(float(np.dot(audio, audio)) / len(audio))
+        level = 20 * math.log10(rms) if rms > 0 else -math.inf
+        source["silent"] = level < SILENCE_DBFS
+        if source["silent"]:
+            notes.append(f"the recording is silent (level {level:.0f} dBFS): expect a face that barely moves, "
+                         f"and an emotion prediction that means nothing")
+        return audio, source, notes
+
+    def log_mel(self, audio: np.ndarray) -> np.ndarray:
+        """Normalised log-mels (4T, n_mels) for T = ceil(duration * fps) video frames, as the networks saw in
+        training; computed ``MEL_BLOCK_S`` seconds at a time (the same numbers as all at once)."""
+        hop = self.features.hop_length(self.sample_rate)
+        n_frames = math.ceil(len(audio) / (self.sample_rate // self.fps))
+        n_mel = self.mel_per_frame * n_frames
+        margin = -(-self.features.n_fft // hop) * hop  # whole hops beyond each block's edges
+        step = int(MEL_BLOCK_S * self.sample_rate) // hop
+        blocks = []
+        for f0 in range(0, len(audio) // hop + 1, step):
+            s0 = max(0, f0 * hop - margin)
+            f1 = min(f0 + step, len(audio) // hop + 1)
+            mel = log_mel(audio[s0:f1 * hop + margin], self.sample_rate, self.features)
+            blocks.append(mel[(f0 * hop - s0) // hop:(f1 * hop - s0) // hop])
+        mel = np.concatenate(blocks)[:n_mel]
+        if len(mel) < n_mel:  # the last video frame's mel frames past the end of the sound repeat the last one
+            mel = np.concatenate([mel, np.repeat(mel[-1:], n_mel - len(mel), 0)])
+        return np.maximum(self.cache.normalize(mel), self.mel_floor)
+
+    @property
+    def mel_floor(self) -> np.ndarray:
+        """The quietest normalised log-mel of each band in the run's training sound (its noise floor).
+
+        Digital silence (log of ~0) lies far below anything the networks saw, and they answer it with
+        nonsense (a pale face, "fear"); floored at the corpus's background noise, silence reads as
+        the pauses between words do.
+        """
+        if self._floor is None:
+            mel = self.cache.mel
+            step = max(1, len(mel) // 200_000)  # a subsample of the frames is plenty for a minimum
+            self._floor = self.cache.normalize(np.asarray(mel[::step]).min(0)).astype(np.float32)
+        return self._floor
+
+    def predict(self, mel: np.ndarray) -> dict:
+        """Both students on normalised log-mels (4T, n_mels): ``probs`` (6,), ``emotion_embedding`` (De,),
+        ``identity`` (Di,) unit vector, ``windows`` (how many pieces the students heard).
+
+        Up to ``STUDENT_WINDOW_S`` seconds this is ``students.predict`` on the whole utterance; a longer
+        recording is cut into near-equal windows and their predictions averaged, weighted by length.
+        """
+        from .students import Utterances, predict
+
+        n_frames = len(mel) // self.mel_per_frame
+        k = math.ceil(n_frames / int(STUDENT_WINDOW_S * self.fps))
+        edges = np.linspace(0, n_frames, k + 1).round().astype(int) * self.mel_per_frame
+        pieces = [np.ascontiguousarray(mel[a:b]) for a, b in zip(edges[:-1], edges[1:])]
+        # students.predict reads only the utterances' mel; the other fields are unused here
+        utts = Utterances(meta=None, mel=pieces, soft=[], face=np.zeros((k, 0), np.float32))
+        pred = predict(self.emotion_student, self.identity_student, utts)
+        w = np.diff(edges).astype(np.float64)[:, None] / edges[-1]
+        identity = (w * pred["identity"]).sum(0)
+        return dict(probs=(w * pred["probs"]).sum(0).astype(np.float32),
+                    emotion_embedding=(w * pred["emotion_embedding"]).sum(0).astype(np.float32),
+                    identity=(identity / np.linalg.norm(identity)).astype(np.float32), windows=k)
+
+    def emotion_prototypes(self) -> dict[str, np.ndarray]:
+        """One emotion embedding per emotion, to make a face show an emotion the voice does not:
+        the mean emotion-student embedding of the run's pool B training utterances, grouped by the
+        emotion the student predicts for each (no label is used).
+
+        Computed once from the run's cache and teacher features (notebook 02) and kept in
+        ``<run>/checkpoints/emotion_prototypes.npz``, computed again when the emotion student is newer.
+        Emotions the student never predicts there have no prototype.
+        """
+        from .students import Utterances, predict
+        from .teachers import open_features
+
+        if self._prototypes is not None:
+            return self._prototypes
+        if self.run is None:
+            raise ValueError("emotion prototypes come from a run directory: load the model with "
+                             "Speech2VideoModel.from_run")
+        path = self.run / "checkpoints" / "emotion_prototypes.npz"
+        student = self.run / "checkpoints" / "emotion_student.pt"
+        if not path.exists() or path.stat().st_mtime_ns < student.stat().st_mtime_ns:
+            utts = Utterances.load(self.cache, open_features(self.run, self.cache), pools=("B",), splits=("train",))
+            pred = predict(self.emotion_student, self.identity_student, utts)
+            guess = pred["probs"].argmax(1)
+            found = sorted(set(guess.tolist()))
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, emotions=np.array([EMOTIONS[i] for i in found]),
+                     embeddings=np.stack([pred["emotion_embedding"][guess == i].mean(0) for i in found]),
+                     counts=np.array([int((guess == i).sum()) for i in found]))
+            tmp.replace(path)
+        with np.load(path) as z:
+            self._prototypes = {str(e): v.astype(np.float32) for e, v in zip(z["emotions"], z["embeddings"])}
+        return self._prototypes
+
+    def check_options(self, emotion: str | None = None, baseline_image=None) -> tuple:
+        """Validate ``generate``'s options before any sound is read: ``(emotion embedding or None, image
+        tensor or None, notes)``. Errors in words for an unknown emotion, one without a prototype, and a
+        missing or unreadable picture (required by the static-image baseline)."""
+        notes, embedding, image = [], None, None
+        if emotion is not None:
+            if str(emotion).lower() not in EMOTIONS:
+                raise ValueError(f"unknown emotion {emotion!r}; choose one of {list(EMOTIONS)}")
+            prototypes = self.emotion_prototypes()
+            if str(emotion).lower() not in prototypes:
+                raise ValueError(f"no prototype for {emotion!r}: the emotion student never predicts it on the run's "
+                                 f"pool B training clips; choose one of {sorted(prototypes)}")
+            embedding = prototypes[str(emotion).lower()]
+            if not self.generator.cfg.use_emotion:
+                notes.append(f"the {self.name} generator was trained without the emotion: the emotion override "
+                             f"changes nothing")
+        if self.generator.cfg.identity_from == "image":
+            if baseline_image is None:
+                raise ValueError(f"the {self.name} system makes the face from a picture of the speaker: give one "
+                                 f"with --baseline-image IMG (baseline_image= in Python)")
+            image = face_image(baseline_image, self.resolution)
+        elif baseline_image is not None:
+            notes.append(f"the {self.name} system makes the face from the voice: the baseline image is not used")
+        return embedding, image, notes
+
+    # ------------------------------------------------------------------ all of it
+    def generate(self, speech, out_path, emotion: str | None = None, seed: int = 0, baseline_image=None,
+                 sample_rate: int | None = None, progress: bool = True) -> dict:
+        """One recording -> ``out_path`` (mp4: H.264 video, the recording as AAC). See ``generate_video``."""
+        t0 = time.perf_counter()
+        override, image, notes = self.check_options(emotion, baseline_image)
+        audio, source, more = self.read(speech, sample_rate, quiet=not progress)
+        notes += more
+        mel = self.log_mel(audio)
+        pred = self.predict(mel)
+        used = EMOTIONS[int(pred["probs"].argmax())] if emotion is None else str(emotion).lower()
+        if source["silent"] and override is None and self.run is not None:
+            try:  # silence carries no emotion: show the neutral face rather than a guess
+                override, used = self.emotion_prototypes()["neutral"], "neutral"
+                notes.append("silence carries no emotion: the face shows the run's neutral expression")
+            except (ValueError, OSError, KeyError):
+                pass
+        n_frames = len(mel) // self.mel_per_frame
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        label = Path(speech).name if isinstance(speech, (str, Path)) else "recording"
+        chunks = self.generator.generate_chunks(
+            torch.from_numpy(mel[None]), torch.from_numpy(pred["identity"][None]),
+            torch.from_numpy((pred["emotion_embedding"] if override is None else override)[None]),
+            identity_image=image, chunk_frames=self.chunk_frames, seed=seed)
+        with progress_bar(None, progress, total=n_frames, desc=label, unit="frame") as bar, \
+                VideoWriter(out_path, self.fps, self.resolution, self.resolution, audio, self.sample_rate) as writer:
+            for chunk in chunks:
+                writer.write((chunk[0].movedim(1, -1).clamp(0, 1).numpy() * 255).round().astype(np.uint8))
+                bar.update(chunk.shape[1])
+        seconds = time.perf_counter() - t0
+        duration = len(audio) / self.sample_rate
+        predicted = EMOTIONS[int(pred["probs"].argmax())]
+        return dict(speech=str(speech) if isinstance(speech, (str, Path)) else "<array>", video=str(out_path),
+                    system=self.name, seed=seed, duration_s=duration, frames=n_frames, fps=self.fps,
+                    resolution=self.resolution, emotion=predicted,
+                    emotion_probs={e: float(p) for e, p in zip(EMOTIONS, pred["probs"])},
+                    emotion_used=used,
+                    student_windows=pred["windows"], seconds=seconds, realtime_factor=duration / seconds,
+                    source=source, notes=notes)
+
+
+def face_image(image, resolution: int) -> torch.Tensor:
+    """A picture of the speaker for the static-image baseline, from a file or an (H, W, 3) uint8 array:
+    centre-cropped to a square and resized to ``resolution``: (1, 3, R, R) float in [0, 1]."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"baseline image not found: {path}" + (" (a folder)" if path.is_dir() else ""))
+        try:
+            with Image.open(path) as im:
+                picture = im.convert("RGB")
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ValueError(f"cannot read {path} as an image ({type(exc).__name__}: {exc})") from None
+    else:
+        arr = np.asarray(image)
+        if arr.ndim != 3 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+            raise ValueError(f"a baseline image array must be (H, W, 3) uint8, got {arr.dtype} {arr.shape}")
+        picture = Image.fromarray(arr)
+    w, h = picture.size
+    side = min(w, h)
+    box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+    picture = picture.resize((resolution, resolution), Image.Resampling.BILINEAR, box=box, reducing_gap=2.0)
+    return torch.from_numpy(np.array(picture)).permute(2, 0, 1)[None].float() / 255
+
+
+def generate_video(speech, out_path, run="runs/course", system: str = "speech2video", emotion: str | None = None,
+                   seed: int = 0, baseline_image=None, checkpoint=None, sample_rate: int | None = None,
+                   progress: bool = True, model: Speech2VideoModel | None = None) -> dict:
+    """Speech -> a talking-face video (mp4: H.264, and the recording as AAC) at ``out_path``.
+
+    ``speech``: an audio file of any common format, rate and channel count, or an array of samples
+    ((n,) or (n, channels) at ``sample_rate``, default the run's 16 kHz). The video has
+    ceil(duration * fps) frames, so it covers the whole sound. ``emotion``: show this emotion instead
+    of the one heard (``Speech2VideoModel.emotion_prototypes``); ``seed``: the spontaneous motion
+    (blinks, head); ``baseline_image``: the picture the static-image baseline needs; ``checkpoint``:
+    a GAN checkpoint to use instead of ``<run>/checkpoints/gan_<system>.pt``; ``model``: networks
+    already loaded (``Speech2VideoModel.from_run``), to skip loading for each of many recordings.
+
+    Returns a report: ``emotion`` (predicted) with ``emotion_probs``, ``emotion_used``, ``frames``,
+    ``duration_s``, ``seconds`` taken, ``realtime_factor`` (duration / seconds), ``notes`` (warnings
+    in words: silence, clipping, NaN samples...), ``source`` (rate and channels read), ``video``.
+    """
+    model = model or Speech2VideoModel.from_run(run, system, checkpoint)
+    return model.generate(speech, out_path, emotion=emotion, seed=seed, baseline_image=baseline_image,
+                          sample_rate=sample_rate, progress=progress)
+
+
+def audio_files(folder) -> list[Path]:
+    """The audio files (by ``AUDIO_EXTENSIONS``) directly inside ``folder``, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no folder at {folder}")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not files:
+        raise AudioError(f"no audio files ({' '.join(e[1:] for e in AUDIO_EXTENSIONS)}) in {folder}")
+    return files
+
+
+def generate_folder(folder, out_dir, model: Speech2VideoModel, on_report=None, **options) -> list[dict]:
+    """Every audio file in ``folder`` -> ``out_dir/<stem>.mp4`` (``<name>.mp4`` where two share a stem).
+
+    A file that fails gets a report with its ``error`` and the rest go on; ``on_report(report)`` is
+    called after each file. ``options`` are ``Speech2VideoModel.generate``'s, checked once first.
+    """
+    from collections import Counter
+
+    files = audio_files(folder)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} is a file: give a folder for the videos of a folder of recordings")
+    model.check_options(options.get("emotion"), options.get("baseline_image"))
+    stems = Counter(p.stem for p in files)
+    reports = []
+    for path in files:
+        out = out_dir / f"{path.stem if stems[path.stem] == 1 else path.name}.mp4"
+        try:
+            report = model.generate(path, out, **options)
+        except (ValueError, OSError, RuntimeError) as exc:
+            report = dict(speech=str(path), video=None, error=str(exc))
+        reports.append(report)
+        if on_report is not None:
+            on_report(report)
+    return reports
+
+
+def describe(report: dict) -> str:
+    """One report in words: what was made, the emotion heard, time taken, real-time factor, notes."""
+    name = Path(report["speech"]).name
+    if report.get("error"):
+        return f"{name}: failed: {report['error']}"
+    probs = report["emotion_probs"]
+    line = (f"{name} -> {report['video']}: {report['duration_s']:.1f} s, {report['frames']} frames; "
+            f"emotion heard: {report['emotion']} ({100 * probs[report['emotion']]:.0f} %)")
+    if report["emotion_used"] != report["emotion"]:
+        line += f", shown: {report['emotion_used']}"
+    line += f"; {report['seconds']:.1f} s ({report['realtime_factor']:.1f}x real time)"
+    return "\n".join([line] + [f"  note: {n}" for n in report["notes"]])
+
+
+def summary(reports: list[dict]) -> str:
+    """A table of a folder's reports: file, status, duration, emotion, seconds, real-time factor."""
+    rows = [("file", "status", "audio s", "emotion", "seconds", "x real time")]
+    for r in reports:
+        name = Path(r["speech"]).name
+        if r.get("error"):
+            rows.append((name, "failed", "", "", "", ""))
+        else:
+            rows.append((name, "ok" + (" (notes)" if r["notes"] else ""), f"{r['duration_s']:.1f}", r["emotion_used"],
+                         f"{r['seconds']:.1f}", f"{r['realtime_factor']:.1f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    failed = sum(bool(r.get("error")) for r in reports)
+    lines.append(f"{len(reports) - failed} of {len(reports)} videos written" + (f", {failed} failed" if failed else ""))
+    return "\n".join(lines)
