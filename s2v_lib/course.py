@@ -11,6 +11,8 @@ NOTEBOOKS = [
     "02_teacher_features.ipynb",
     "03_distillation.ipynb",
     "04_gan_training.ipynb",
+    "05_evaluation.ipynb",
+    "06_inference_demo.ipynb",
 ]
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"

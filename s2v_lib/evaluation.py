@@ -97,6 +97,19 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
     return (v.numpy() * 255).round().astype(np.uint8)
 
 
+def generate_clip(generator, data, k: int, seed: int = 0, emotion_of: int | None = None) -> np.ndarray:
+    """Clip ``k`` of ``data`` (``train.GANData``) generated from its sound: (T, R, R, 3) uint8.
+
+    The students' embeddings of the clip feed speech2video; the static-image baseline also gets
+    ``data.reference[k]``. ``emotion_of``: take the emotion embedding of another clip instead.
+    The noise is seeded by ``seed + k``: the same call gives the same video.
+    """
+    ref = torch.from_numpy(data.reference[k][None]).movedim(-1, 1).float() / 255
+    e = data.emotion[k if emotion_of is None else emotion_of]
+    return to_uint8(generator.generate(torch.from_numpy(data.mel[k][None]), torch.from_numpy(data.identity[k][None]),
+                                       torch.from_numpy(e[None]), identity_image=ref, seed=seed + k))
+
+
 @dataclasses.dataclass
 class Evaluation:
     """Per-clip scores of every system on one set of clips, and the frame features behind FD."""
@@ -127,10 +140,8 @@ def evaluate(generators: dict, data, judges: Judges, name: str = "observed", see
         features["real"].append(real_seen["features"])
         rows.append(dict(system="real", clip=meta["clip"], speaker=meta.speaker, emotion=meta.emotion,
                          **score_clip(real_seen, None, None, None, meta.emotion, judges.fps)))
-        ref = torch.from_numpy(data.reference[k][None]).movedim(-1, 1).float() / 255
         for system, g in generators.items():
-            fake = to_uint8(g.generate(torch.from_numpy(mel[None]), torch.from_numpy(data.identity[k][None]),
-                                       torch.from_numpy(data.emotion[k][None]), identity_image=ref, seed=seed + k))
+            fake = generate_clip(g, data, k, seed)
             seen = judges.look(fake, mel)
             features[system].append(seen["features"])
             rows.append(dict(system=system, clip=meta["clip"], speaker=meta.speaker, emotion=meta.emotion,
@@ -149,8 +160,7 @@ def emotion_swap(generator, data, judges: Judges, seed: int = 0, progress: bool 
         j = next((i for i in others if emotions[i] != emotions[k]), None)
         if j is None:
             raise ValueError("an emotion swap needs clips of at least two emotions")
-        fake = to_uint8(generator.generate(torch.from_numpy(data.mel[k][None]), torch.from_numpy(data.identity[k][None]),
-                                           torch.from_numpy(data.emotion[j][None]), seed=seed + k))
+        fake = generate_clip(generator, data, k, seed, emotion_of=j)
         probs = judges.teachers.emotion(fake)[0].mean(0).numpy()
         rows.append(dict(clip=data.meta["clip"].iloc[k], emotion=emotions[k], swapped=emotions[j],
                          read=EMOTIONS[int(probs.argmax())]))
@@ -363,11 +373,7 @@ def rating_pairs(generators: dict, data, clips: list, out_dir, sound, fps: int, 
     for k in clips:
         meta = data.meta.iloc[k]
         audio = sound(meta["clip"])
-        ref = torch.from_numpy(data.reference[k][None]).movedim(-1, 1).float() / 255
-        videos = {}
-        for system, g in generators.items():
-            fake = to_uint8(g.generate(torch.from_numpy(data.mel[k][None]), torch.from_numpy(data.identity[k][None]),
-                                       torch.from_numpy(data.emotion[k][None]), identity_image=ref, seed=seed + k))
-            videos[system] = write_video(out_dir / f"{meta['clip']}_{system}.mp4", fake, fps, audio, sample_rate)
+        videos = {system: write_video(out_dir / f"{meta['clip']}_{system}.mp4", generate_clip(g, data, k, seed), fps,
+                                      audio, sample_rate) for system, g in generators.items()}
         pairs.append(Pair(meta["clip"], meta.emotion, videos))
     return pairs

@@ -188,11 +188,13 @@ class Speech2VideoModel:
     def emotion_prototypes(self) -> dict[str, np.ndarray]:
         """One emotion embedding per emotion, to make a face show an emotion the voice does not:
         the mean emotion-student embedding of the run's pool B training utterances, grouped by the
-        emotion the student predicts for each (no label is used).
+        emotion the emotion teacher reads on each utterance's face (its mean distribution over the
+        clip's frames; no label is used). The teacher reads faces better than the student hears
+        voices, so every emotion it ever reads gets a prototype, even one the student rarely predicts.
 
         Computed once from the run's cache and teacher features (notebook 02) and kept in
-        ``<run>/checkpoints/emotion_prototypes.npz``, computed again when the emotion student is newer.
-        Emotions the student never predicts there have no prototype.
+        ``<run>/checkpoints/emotion_prototypes.npz``, computed again when the emotion student or the
+        teacher features are newer. Emotions the teacher never reads there have no prototype.
         """
         from .students import Utterances, predict
         from .teachers import open_features
@@ -204,10 +206,12 @@ class Speech2VideoModel:
                              "Speech2VideoModel.from_run")
         path = self.run / "checkpoints" / "emotion_prototypes.npz"
         student = self.run / "checkpoints" / "emotion_student.pt"
-        if not path.exists() or path.stat().st_mtime_ns < student.stat().st_mtime_ns:
-            utts = Utterances.load(self.cache, open_features(self.run, self.cache), pools=("B",), splits=("train",))
+        features = open_features(self.run, self.cache)
+        newest = max(student.stat().st_mtime_ns, max(f.stat().st_mtime_ns for f in Path(features.root).iterdir()))
+        if not path.exists() or path.stat().st_mtime_ns < newest:
+            utts = Utterances.load(self.cache, features, pools=("B",), splits=("train",))
             pred = predict(self.emotion_student, self.identity_student, utts)
-            guess = pred["probs"].argmax(1)
+            guess = np.array([soft.mean(0).argmax() for soft in utts.soft])
             found = sorted(set(guess.tolist()))
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, emotions=np.array([EMOTIONS[i] for i in found]),
@@ -228,7 +232,7 @@ class Speech2VideoModel:
                 raise ValueError(f"unknown emotion {emotion!r}; choose one of {list(EMOTIONS)}")
             prototypes = self.emotion_prototypes()
             if str(emotion).lower() not in prototypes:
-                raise ValueError(f"no prototype for {emotion!r}: the emotion student never predicts it on the run's "
+                raise ValueError(f"no prototype for {emotion!r}: the emotion teacher never reads it on the run's "
                                  f"pool B training clips; choose one of {sorted(prototypes)}")
             embedding = prototypes[str(emotion).lower()]
             if not self.generator.cfg.use_emotion:

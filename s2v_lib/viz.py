@@ -232,3 +232,62 @@ def snapshot_grid(snaps: dict, title: str = ""):
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def metric_panels(tables: dict, metrics: dict, title: str = ""):
+    """One panel per metric: each system's mean with its 95 % interval, one bar colour per table.
+
+    ``tables``: name (e.g. "observed", "unseen") -> ``evaluation.summary`` table; ``metrics``:
+    ``evaluation.METRICS`` (key -> (direction, for real, label)).
+    """
+    names = list(tables)
+    systems = list(dict.fromkeys(s for t in tables.values() for s in t.index))
+    cols = 4
+    rows = int(np.ceil(len(metrics) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+    width = 0.8 / len(names)
+    x = np.arange(len(systems))
+    for ax, (m, (direction, _, label)) in zip(axes.ravel(), metrics.items()):
+        for i, name in enumerate(names):
+            t = tables[name].reindex(systems)
+            mean = t[m].to_numpy(float)
+            err = np.abs(np.vstack([mean - t[f"{m}_lo"].to_numpy(float), t[f"{m}_hi"].to_numpy(float) - mean]))
+            ok = np.isfinite(mean)
+            ax.bar(x[ok] + (i - (len(names) - 1) / 2) * width, mean[ok], width, yerr=err[:, ok], capsize=2,
+                   label=name)
+        hint = {1: "higher is better", -1: "lower is better", 0: "nearer the real clips is better"}[direction]
+        ax.set_title(f"{label}\n({hint})", fontsize=9)
+        ax.set_xticks(x, systems, rotation=60, ha="right", fontsize=7)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def signal_tracks(tracks: dict, fps: int, title: str = "", ylabel: str = ""):
+    """Per-frame signals of one clip (e.g. eye openness of the real and generated video) over time."""
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    for name, values in tracks.items():
+        ax.plot(np.arange(len(values)) / fps, values, label=name, lw=1.2)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def landmark_check(frames: np.ndarray, truth: np.ndarray, found: np.ndarray, title: str = ""):
+    """Frames with their true landmarks (top row) and a regressor's (bottom row)."""
+    n = len(frames)
+    fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.6), squeeze=False)
+    for k in range(n):
+        landmark_overlay(frames[k], truth[k], axes[0, k], "truth" if k == 0 else None)
+        landmark_overlay(frames[k], found[k], axes[1, k], "regressor" if k == 0 else None)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -292,3 +292,20 @@ def test_cli_errors_are_one_line_and_status_2(tmp_path, tiny_run, capsys):
     (no_students / "cache").symlink_to((tiny_run / "cache").resolve())
     assert "notebook 03" in _cli_error(capsys, tmp_path / "ok.wav", "-o", out, "--run", no_students)
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------------- the demo form
+def test_demo_form_speaks_animates_and_refuses_an_empty_sentence(tmp_path, model):
+    from s2v_lib.demo import DemoForm
+
+    form = DemoForm(model, tmp_path / "form", corpus_seed=7)
+    form.text.value = "   "
+    form.go.click()
+    assert "Cannot say that" in form.message.value and not form.reports and not (tmp_path / "form").exists()
+    form.text.value = "Hello there."
+    form.voice.value, form.emotion.value, form.intensity.value = 2, "sad", "low"
+    form.go.click()
+    report = form.reports[-1]
+    assert report["frames"] > 0 and len(form.video.value) > 1000 and form.video.layout.display is None
+    assert report["emotion"] in form.message.value and "voice 2 speaking sad" in form.message.value
+    assert (tmp_path / "form" / "demo_01_voice2_sad.wav").exists()
