@@ -35,7 +35,11 @@ class DemoForm:
                                       tooltip=f"0-{n_voices - 1}: the corpus's speakers; more: strangers")
         self.emotion = W.Dropdown(options=list(EMOTIONS), value="happy", description="speaks")
         self.intensity = W.ToggleButtons(options=list(INTENSITIES), value="high", description="intensity")
-        self.face = W.Dropdown(options=["as heard"] + list(EMOTIONS), value="as heard", description="face shows")
+        try:  # only the emotions the run has a face for
+            faces = [e for e in EMOTIONS if e in model.emotion_prototypes()]
+        except (ValueError, OSError):
+            faces = []
+        self.face = W.Dropdown(options=["as heard"] + faces, value="as heard", description="face shows")
         self.go = W.Button(description="Speak and animate", button_style="primary", icon="play")
         self.message = W.HTML()
         self.video = W.Video(format="mp4", autoplay=False, loop=False, controls=True, width=width)
@@ -54,7 +58,7 @@ class DemoForm:
         try:
             audio = speak(self.text.value, int(self.voice.value), self.emotion.value, self.intensity.value,
                           seed=self.corpus_seed, sample_rate=self.model.sample_rate)
-        except ValueError as exc:
+        except (ValueError, RuntimeError, OSError) as exc:  # empty text; espeak-ng missing
             self.message.value = f"<b>Cannot say that:</b> {exc}"
             return None
         self.count += 1
@@ -62,8 +66,12 @@ class DemoForm:
         stem = self.out_dir / f"demo_{self.count:02d}_voice{int(self.voice.value)}_{self.emotion.value}"
         write_wav(stem.with_suffix(".wav"), audio, self.model.sample_rate)
         face = None if self.face.value == "as heard" else self.face.value
-        report = self.model.generate(stem.with_suffix(".wav"), stem.with_suffix(".mp4"), emotion=face, seed=self.seed,
-                                     progress=False)
+        try:
+            report = self.model.generate(stem.with_suffix(".wav"), stem.with_suffix(".mp4"), emotion=face,
+                                         seed=self.seed, progress=False)
+        except (ValueError, OSError, RuntimeError) as exc:
+            self.message.value = f"<b>Cannot animate that:</b> {exc}"
+            return None
         self.reports.append(report)
         probs = ", ".join(f"{e} {p:.0%}" for e, p in sorted(report["emotion_probs"].items(), key=lambda x: -x[1])[:3])
         self.message.value = (f"voice {int(self.voice.value)} speaking {self.emotion.value} ({self.intensity.value}); "

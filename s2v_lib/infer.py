@@ -151,7 +151,8 @@ class Speech2VideoModel:
 
     @property
     def mel_floor(self) -> np.ndarray:
-        """The quietest normalised log-mel of each band in the run's training sound (its noise floor).
+        """The quietest normalised log-mel of each band in the run's training sound (its noise floor:
+        the 0.1st percentile).
 
         Digital silence (log of ~0) lies far below anything the networks saw, and they answer it with
         nonsense (a pale face, "fear"); floored at the corpus's background noise, silence reads as
@@ -160,7 +161,9 @@ class Speech2VideoModel:
         if self._floor is None:
             mel = self.cache.mel
             step = max(1, len(mel) // 200_000)  # a subsample of the frames is plenty for a minimum
-            self._floor = self.cache.normalize(np.asarray(mel[::step]).min(0)).astype(np.float32)
+            # the 0.1st percentile rather than the minimum: one digitally silent clip in a real corpus
+            # would put the minimum at log(1e-10), and silence would again be far out of range
+            self._floor = self.cache.normalize(np.percentile(np.asarray(mel[::step]), 0.1, axis=0)).astype(np.float32)
         return self._floor
 
     def predict(self, mel: np.ndarray) -> dict:

@@ -15,7 +15,7 @@ From landmarks come three per-clip measures:
 * ``count_blinks``: closures, frames where the EAR drops below a fraction of the clip's open-eye
   level (its 90th percentile), counted once per closure;
 * ``head_motion``: the mean squared frame-to-frame displacement of the rigid points (nose, eye
-  corners, jaw tops), in pixels squared per frame.
+  corners, jaw tops), lightly smoothed over time, in pixels squared per frame.
 """
 from __future__ import annotations
 
@@ -70,8 +70,21 @@ def crop_landmarks(cache, clip: str) -> np.ndarray:
     gt = cache.corpus().ground_truth(clip)
     if gt is None or "landmarks" not in gt:
         raise ValueError(f"clip {clip} has no ground-truth landmarks (only SynthTalk corpora have them)")
-    box = gt["box"] if "box" in gt else np.array([0, 0, cache.resolution, cache.resolution], np.float32)
-    return ((gt["landmarks"] - box[:2]) * cache.resolution / box[2:]).astype(np.float32)
+    if "box" not in gt:
+        raise ValueError(f"clip {clip} has landmarks but no crop box to place them in the face crop")
+    box = np.asarray(gt["box"], np.float32)  # x0, y0, x1, y1 in the video's pixels (one box, or one per frame)
+    box = box[:, None] if box.ndim == 2 else box
+    return ((gt["landmarks"] - box[..., :2]) * cache.resolution / (box[..., 2:] - box[..., :2])).astype(np.float32)
+
+
+def available(cache) -> bool:
+    """Whether the cache's corpus has ground-truth landmarks to train the regressor on (SynthTalk: yes;
+    an ingested real corpus: no)."""
+    idx = cache.index
+    if "gt" not in idx or idx["gt"].isna().any():
+        return False
+    gt = cache.corpus().ground_truth(idx["clip"].iloc[0])
+    return gt is not None and "landmarks" in gt and "box" in gt
 
 
 def _table(cache, index: pd.DataFrame):
@@ -126,9 +139,12 @@ def evaluate_landmarks(model: LandmarkRegressor, cache, index: pd.DataFrame) -> 
     ``nme``: the same divided by the inter-ocular distance (outer eye corners), the usual
     normalised mean error; ``mean_shape_error_px``: the error of always answering the mean
     shape of these frames (what a regressor that learned nothing would score). Also the blink
-    detector against the true blinks: ``blinks_true`` and ``blinks_found`` per second.
+    detector against the true blinks: ``blinks_true`` and ``blinks_found`` per second, and head
+    motion from the true and from the found landmarks (``head_motion_true``, ``head_motion_found``:
+    the difference is what the regressor's jitter adds).
     """
     err, mouth, iod, base, true_b, found_b, seconds = [], [], [], [], 0, 0, 0.0
+    head_true, head_found = [], []
     fps = cache.info["fps"]
     for r in index.itertuples():
         truth = crop_landmarks(cache, r.clip)[:r.n_frames]
@@ -141,12 +157,15 @@ def evaluate_landmarks(model: LandmarkRegressor, cache, index: pd.DataFrame) -> 
         gt = cache.corpus().ground_truth(r.clip)
         true_b += _onsets(gt["blink"][:r.n_frames] > 0.5)
         found_b += count_blinks(eye_openness(pred))
+        head_true.append(head_motion(truth))
+        head_found.append(head_motion(pred))
         seconds += r.n_frames / fps
     err, mouth, iod, base = map(np.concatenate, (err, mouth, iod, base))
     base = np.linalg.norm(base - base.mean(0), axis=-1).mean(1)
     return dict(error_px=float(err.mean()), mouth_error_px=float(mouth.mean()), nme=float((err / iod).mean()),
                 mean_shape_error_px=float(base.mean()), frames=len(err), blinks_true=true_b / seconds,
-                blinks_found=found_b / seconds)
+                blinks_found=found_b / seconds, head_motion_true=float(np.mean(head_true)),
+                head_motion_found=float(np.mean(head_found)))
 
 
 # ----------------------------------------------------------------------------------- measures
@@ -178,12 +197,38 @@ def count_blinks(ear: np.ndarray, ratio: float = 0.6) -> int:
     return _onsets(ear < ratio * np.percentile(ear, 90))
 
 
-def head_motion(landmarks: np.ndarray) -> float:
-    """Mean squared frame-to-frame displacement (px^2 per frame) of the centroid of the rigid points."""
+def head_motion(landmarks: np.ndarray, smooth: int = 3) -> float:
+    """Mean squared frame-to-frame displacement (px^2 per frame) of the centroid of the rigid points,
+    after a ``smooth``-frame moving average: a regressor's frame-to-frame jitter on a still face is
+    damped, a head's motion (slow, over seconds) is not."""
     c = np.asarray(landmarks, np.float64)[:, RIGID].mean(1)
+    if smooth > 1 and len(c) >= smooth:
+        kernel = np.ones(smooth) / smooth
+        c = np.stack([np.convolve(c[:, i], kernel, mode="valid") for i in range(2)], 1)
     if len(c) < 2:
         return 0.0
     return float((np.diff(c, axis=0) ** 2).sum(1).mean())
+
+
+def aligned(fake: np.ndarray, real: np.ndarray, points) -> tuple:
+    """Both landmark tracks with the centroid of ``points`` moved to the origin in every frame, so a
+    distance between them measures shape (how a mouth opens), not where the head is."""
+    f, r = np.asarray(fake, np.float64), np.asarray(real, np.float64)
+    return f - f[:, points].mean(1, keepdims=True), r - r[:, points].mean(1, keepdims=True)
+
+
+def fit_to_judge(check: dict, max_error_ratio: float = 0.75, blink_tolerance: float = 0.5) -> tuple:
+    """Whether a regressor's scores on real frames (``evaluate_landmarks``) let it judge generated ones:
+    its error well below the mean-face answer's, and the blink rate it finds within ``blink_tolerance``
+    (relative) of the true rate. Returns ``(fit, reason in words)``."""
+    ratio = check["error_px"] / max(check["mean_shape_error_px"], 1e-9)
+    if ratio > max_error_ratio:
+        return False, (f"its error is {ratio:.0%} of always answering the mean face (at most {max_error_ratio:.0%} "
+                       f"needed): train it longer (cfg.landmarks.steps)")
+    true, found = check["blinks_true"], check["blinks_found"]
+    if true > 0 and abs(found - true) > blink_tolerance * true:
+        return False, f"it finds {found:.2f} blinks per second where there are {true:.2f}"
+    return True, f"error {ratio:.0%} of the mean face's, {found:.2f} blinks/s found against {true:.2f}/s true"
 
 
 # ----------------------------------------------------------------------------------- checkpoint

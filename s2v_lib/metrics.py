@@ -99,11 +99,12 @@ def top_k_chance(n_gallery: int, k: int) -> float:
 
 
 # ----------------------------------------------------------------------------------- images
-def psnr(fake, real, peak: float = 255.0) -> float:
+def psnr(fake, real, peak: float = 255.0, cap_db: float = 100.0) -> float:
     """Peak signal-to-noise ratio in dB, per frame, averaged over frames: 10 log10(peak^2 / MSE).
 
-    ``fake`` and ``real``: (T, H, W, 3) (or (H, W, 3)) on the scale of ``peak``. Identical frames
-    give ``inf``; a frame off by one level everywhere gives 48.13 dB at peak 255.
+    ``fake`` and ``real``: (T, H, W, 3) (or (H, W, 3)) on the scale of ``peak``. A frame off by one
+    level everywhere gives 48.13 dB at peak 255; identical frames (infinite PSNR) count as
+    ``cap_db``, so that means and intervals over clips stay finite.
     """
     a, b = np.asarray(fake, np.float64), np.asarray(real, np.float64)
     if a.shape != b.shape:
@@ -111,7 +112,7 @@ def psnr(fake, real, peak: float = 255.0) -> float:
     a, b = a.reshape((-1,) + a.shape[-3:]), b.reshape((-1,) + b.shape[-3:])
     mse = ((a - b) ** 2).mean(axis=(1, 2, 3))
     with np.errstate(divide="ignore"):
-        return float(np.mean(10 * np.log10(peak ** 2 / mse)))
+        return float(np.mean(np.minimum(10 * np.log10(peak ** 2 / mse), cap_db)))
 
 
 def ssim(fake, real, peak: float = 255.0, sigma: float = 1.5) -> float:

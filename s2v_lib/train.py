@@ -77,11 +77,19 @@ class GANData:
             raise ValueError("none of the given clips has teacher features")
         pred = predict(emotion_student, identity_student, utts)
         frames = [cache.clip_frames(c) for c in utts.meta["clip"]]
-        speakers = utts.meta.speaker.to_numpy()
+        names, speakers = utts.meta["clip"].to_numpy(), utts.meta.speaker.to_numpy()
         reference = []
         for k, spk in enumerate(speakers):  # a frame of the same speaker from another clip: never the target itself
-            other = [j for j in np.flatnonzero(speakers == spk) if j != k] or [k]
-            reference.append(np.asarray(frames[other[0]][len(frames[other[0]]) // 2]))
+            other = [j for j in np.flatnonzero(speakers == spk) if j != k]
+            if other:
+                reference.append(np.asarray(frames[other[0]][len(frames[other[0]]) // 2]))
+                continue
+            rest = cache.index[(cache.index.speaker == spk) & (cache.index["clip"] != names[k])]["clip"]
+            if rest.empty:
+                raise ValueError(f"speaker {spk} has one clip only: the static-image baseline needs a picture of "
+                                 f"them from another clip")
+            pic = cache.clip_frames(rest.iloc[0])
+            reference.append(np.asarray(pic[len(pic) // 2]))
         return cls(frames, utts.mel, pred["identity"].astype(np.float32),
                    pred["emotion_embedding"].astype(np.float32), pred["probs"].astype(np.float32),
                    utts.face.astype(np.float32), np.stack(reference), utts.meta.reset_index(drop=True))
@@ -383,17 +391,29 @@ def heldout_l1(generator: Generator, data: GANData, windows: int = 64, window: i
     return float((fake.cpu() - b["real"]).abs().mean())
 
 
-@torch.no_grad()
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """(1, T, 3, R, R) or (T, 3, R, R) in [0, 1] -> (T, R, R, 3) uint8, as a saved video holds it."""
+    v = video.reshape(-1, *video.shape[-3:]).movedim(1, -1).clamp(0, 1)
+    return (v.cpu().numpy() * 255).round().astype(np.uint8)
+
+
+def generate_clip(generator: Generator, data: GANData, k: int, seed: int = 0, emotion_of: int | None = None) -> np.ndarray:
+    """Clip ``k`` of ``data`` generated from its sound: (T, R, R, 3) uint8.
+
+    The students' embeddings of the clip feed speech2video; the static-image baseline also gets
+    ``data.reference[k]``. ``emotion_of``: take the emotion embedding of another clip instead.
+    The noise is seeded by ``seed + k``: the same call gives the same video (notebooks 04 and 05
+    show the videos they score).
+    """
+    ref = torch.from_numpy(data.reference[k][None]).movedim(-1, 1).float() / 255
+    e = data.emotion[k if emotion_of is None else emotion_of]
+    return to_uint8(generator.generate(torch.from_numpy(data.mel[k][None]), torch.from_numpy(data.identity[k][None]),
+                                       torch.from_numpy(e[None]), identity_image=ref, seed=seed + k))
+
+
 def side_by_side(generators: dict, data: GANData, clip: int, seed: int = 0) -> np.ndarray:
     """One clip, real and each generator's video next to each other: (T, R, R * (1 + n), 3) uint8."""
-    real = np.asarray(data.frames[clip])
-    panels = [real]
-    mel = torch.from_numpy(data.mel[clip][None])
-    for g in generators.values():
-        ref = torch.from_numpy(data.reference[clip][None]).movedim(-1, -3).float() / 255
-        video = g.generate(mel, torch.from_numpy(data.identity[clip][None]),
-                           torch.from_numpy(data.emotion[clip][None]), identity_image=ref, seed=seed)
-        panels.append((video[0].movedim(1, -1).clamp(0, 1).numpy() * 255).round().astype(np.uint8))
+    panels = [np.asarray(data.frames[clip])] + [generate_clip(g, data, clip, seed) for g in generators.values()]
     return np.concatenate(panels, axis=2)
 
 

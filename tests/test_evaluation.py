@@ -22,7 +22,7 @@ def _frames(t=6, r=32):
 # ----------------------------------------------------------------------------------- images
 def test_psnr_known_cases():
     a = _frames()
-    assert M.psnr(a, a) == np.inf
+    assert M.psnr(a, a) == 100.0 and M.psnr(a, a, cap_db=np.inf) == np.inf  # identical: capped
     b = np.full((2, 8, 8, 3), 100, np.uint8)
     assert M.psnr(b + 1, b) == pytest.approx(10 * np.log10(255 ** 2), abs=1e-9)  # 48.13 dB: off by one level
     assert M.psnr(b + 10, b) == pytest.approx(10 * np.log10(255 ** 2 / 100), abs=1e-9)
@@ -140,7 +140,12 @@ def test_landmark_regressor_trains_scores_and_reloads(tiny_cache, tmp_path):
     pred = L.predict(model, np.asarray(tiny_cache.clip_frames(clip)))
     assert pred.shape == marks.shape
     scores = L.evaluate_landmarks(model, tiny_cache, split_index(tiny_cache.index, "B"))
-    assert scores["error_px"] > 0 and scores["mean_shape_error_px"] > 0 and scores["blinks_true"] >= 0
+    assert scores["error_px"] > 0 and scores["mean_shape_error_px"] > 0 and scores["frames"] == \
+        split_index(tiny_cache.index, "B").n_frames.sum()
+    good = dict(error_px=0.7, mean_shape_error_px=1.2, blinks_true=0.35, blinks_found=0.40)
+    assert L.fit_to_judge(good)[0]
+    assert not L.fit_to_judge({**good, "error_px": 1.0})[0]  # hardly better than the mean face
+    assert "blinks" in L.fit_to_judge({**good, "blinks_found": 0.0})[1]  # blind to blinks
     again, _ = L.get_landmark_regressor(tiny_cache, tmp_path, LandmarkConfig(steps=6, batch_size=8, width=8),
                                         progress=False)
     assert np.allclose(L.predict(again, np.asarray(tiny_cache.clip_frames(clip))), pred, atol=1e-5)
@@ -184,7 +189,7 @@ def test_a_system_that_returns_the_real_video_scores_perfectly(judged):
     assert len(s) == 8 * 5 and ev.systems == ["real", "speech2video", "static_image_baseline", "no_emotion",
                                               "no_noise"]
     perfect = s[s.system == "speech2video"]
-    assert np.isinf(perfect.psnr).all() and np.allclose(perfect.ssim, 1) and np.allclose(perfect.lmd_face, 0)
+    assert (perfect.psnr == 100).all() and np.allclose(perfect.ssim, 1) and np.allclose(perfect.lmd_face, 0)
     assert np.allclose(perfect.csim, 1, atol=1e-5)
     real = s[s.system == "real"].reset_index(drop=True)
     for col in ("lse_d", "lse_c", "emotion_acc", "blinks_per_s", "head_motion"):
@@ -213,7 +218,13 @@ def test_summary_table_metrics_and_claims(judged):
     assert all(isinstance(c["holds"], bool) and c["verdict"].startswith(("holds", "not shown"))
                for c in verdicts.values())
     assert verdicts["3"]["holds"]  # two identical systems are indistinguishable
-    assert not verdicts["2"]["holds"] or verdicts["2"]["numbers"]["blinks_low"] > 0
+    scores = ev.scores.set_index("system")
+    four = verdicts["4"]["numbers"]  # speech2video replays the real clips, no_emotion still pictures
+    assert four["accuracy_a"] == pytest.approx(scores.loc["real", "emotion_acc"].mean())
+    assert four["accuracy_b"] == pytest.approx(scores.loc["no_emotion", "emotion_acc"].mean())
+    assert four["swap_follows"] == 1.0 and four["swap_own"] == 0.0
+    one = verdicts["1"]["numbers"]
+    assert one["accuracy"] == pytest.approx(one["real"]) and one["chance"] == pytest.approx(0.25)
     d = E.paired(ev, "head_motion", "speech2video", "no_noise")
     assert d["difference"] == pytest.approx(d["mean_a"] - d["mean_b"])
 
@@ -229,3 +240,16 @@ def test_evaluation_refuses_data_without_metadata(judged):
     _, judges, _ = judged
     with pytest.raises(ValueError, match="metadata"):
         E.evaluate({}, GANData.synthetic(n_clips=2, n_frames=8, resolution=32), judges, progress=False)
+
+
+def test_without_a_landmark_judge_the_landmark_metrics_are_not_measured(judged):
+    data, judges, _ = judged
+    blind = E.Judges(judges.teachers, judges.sync, None)
+    ev = E.evaluate({"speech2video": _Replay(data.frames), "static_image_baseline": _Replay(data.frames)}, data, blind,
+                    progress=False)
+    s = ev.scores
+    assert s[["lmd_mouth", "lmd_face", "blinks_per_s", "head_motion"]].isna().all().all()
+    assert np.isfinite(s[s.system == "speech2video"].ssim).all()
+    verdicts = {c["claim"][0]: c for c in E.claims(ev, E.summary(ev, n_boot=50))}
+    assert verdicts["2"]["verdict"].startswith("not measured") and verdicts["2"]["holds"] is None
+    assert all(c["metric"] not in ("lmd_mouth", "lmd_face") for c in verdicts["3"]["numbers"]["comparisons"])
