@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_ingest.py
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_inference.py
+	$(PY) benchmarks/bench_generate.py
 
 clean-runs:
 	rm -rf runs/

@@ -78,7 +78,10 @@ def to_mono(data: np.ndarray, sr: int, sample_rate: int = 16000, name: str = "au
     zero) and ``clipped`` (the fraction of samples at full scale, |x| >= 0.999).
     """
     data = np.asarray(data)
-    if np.issubdtype(data.dtype, np.integer):
+    if np.issubdtype(data.dtype, np.unsignedinteger):  # offset binary (8-bit wav): silence is the middle value
+        mid = np.float32(np.iinfo(data.dtype).max // 2 + 1)
+        data = (data.astype(np.float32) - mid) / mid
+    elif np.issubdtype(data.dtype, np.integer):
         data = data / np.float32(np.iinfo(data.dtype).max)
     data = np.asarray(data, np.float32)
     data = data[:, None] if data.ndim == 1 else data

@@ -320,8 +320,9 @@ def claims(ev: Evaluation, table: pd.DataFrame, swap: pd.DataFrame | None = None
     blinks = table.loc[s2v, ["blinks_per_s", "blinks_per_s_lo", "blinks_per_s_hi"]].to_numpy(float)
     if not np.isfinite(blinks[0]):
         out.append(dict(claim="2. spontaneous motion", holds=None, numbers={}, verdict=(
-            "not measured: blinks and head motion need the landmark judge, which needs a corpus with "
-            "ground-truth landmarks (SynthTalk) to learn from")))
+            "not measured: blinks and head motion need a landmark judge, and this run has none fit to judge "
+            "(it learns from ground-truth landmarks, which only SynthTalk has, and must pass on real frames "
+            "first: section 1 of notebook 05)")))
     else:
         out.append(_motion_claim(ev, table, blinks, alpha))
     # 3

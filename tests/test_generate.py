@@ -309,3 +309,10 @@ def test_demo_form_speaks_animates_and_refuses_an_empty_sentence(tmp_path, model
     assert report["frames"] > 0 and len(form.video.value) > 1000 and form.video.layout.display is None
     assert report["emotion"] in form.message.value and "voice 2 speaking sad" in form.message.value
     assert (tmp_path / "form" / "demo_01_voice2_sad.wav").exists()
+
+
+def test_unsigned_8_bit_samples_are_centred():
+    from s2v_lib.audio import to_mono
+
+    x = np.array([128, 255, 0, 128], np.uint8)
+    assert np.allclose(to_mono(x, 16000, quiet=True), [0.0, 127 / 128, -1.0, 0.0])
