@@ -11,18 +11,17 @@ metric                    how                                                   
 ``lmd_mouth/face``        landmark regressor on both, mean point distance (px),  lower
                           mouth centred on itself, face on the rigid points
 ``lse_d``, ``lse_c``      the frozen sync expert, offsets of +-15 frames         lower/higher
-``emotion_acc``           the emotion teacher's reading against the true emotion higher
+``emotion_acc``           an emotion teacher's reading against the true emotion  higher
 ``csim``                  cosine of identity-teacher embeddings, fake vs real    higher
 ``fd``                    Frechet distance of both teachers' frame features      lower
 ``blinks_per_s``          eye closures found by the landmark regressor           near real
 ``head_motion``           squared motion of the rigid landmarks (px^2 / frame)   near real
 ========================  =====================================================  ==========
 
-Three judges (the emotion and identity teachers, the sync expert) also trained the generator
-(its losses in notebook 04): a generator can learn to please a judge it was trained against, so
-emotion accuracy, CSIM, LSE and FD measure how well it satisfied them, while PSNR, SSIM, LMD,
-blinks and head motion (pixels, and a landmark judge the GAN never saw) are independent
-evidence. The row ``real`` scores the real clips where a metric means something without a reference
+A generator can learn to please a judge it was trained against: notebook 05 therefore judges
+emotion, identity and FD with teachers trained again with another seed (networks the GAN never
+saw), and the landmark judge is new too; only the sync expert is the one the generator trained
+against (as in Wav2Lip), so LSE says how well it satisfied its own expert. The row ``real`` scores the real clips where a metric means something without a reference
 (sync, emotion, blinks, head motion). Means come with 95 % bootstrap intervals over clips;
 systems are compared on the same clips with paired tests.
 """
@@ -286,8 +285,8 @@ def claims(ev: Evaluation, table: pd.DataFrame, swap: pd.DataFrame | None = None
            alpha: float = 0.05) -> list:
     """The paper's claims (PAPER.md), each as ``dict(claim, holds, verdict, numbers)`` measured on ``ev``.
 
-    1. emotion from speech alone: the teacher reads the intended emotion in speech2video's video
-       more often than chance (exact binomial test);
+    1. emotion from speech alone: the emotion judge reads the intended emotion in speech2video's
+       video more often than chance (exact binomial test);
     2. spontaneous motion: speech2video blinks (interval above 0) and moves its head, with head
        motion at least a quarter of the real clips' and, where ``no_noise`` was trained, more than it;
     3. almost indistinguishable from the static-image baseline: on each image/sync/identity metric,
@@ -314,7 +313,7 @@ def claims(ev: Evaluation, table: pd.DataFrame, swap: pd.DataFrame | None = None
     holds = bool(p < alpha)
     out.append(dict(claim="1. emotion from speech alone", holds=holds, numbers=dict(
         accuracy=acc, low=lo, high=hi, chance=chance, p_value=p, real=real_acc), verdict=(
-        f"{'holds' if holds else 'not shown'}: the emotion teacher reads the intended emotion in {acc:.0%} "
+        f"{'holds' if holds else 'not shown'}: the emotion judge reads the intended emotion in {acc:.0%} "
         f"[{lo:.0%}, {hi:.0%}] of speech2video's clips (chance {chance:.0%}, p = {p:.2g}; real clips {real_acc:.0%})")))
     # 2
     blinks = table.loc[s2v, ["blinks_per_s", "blinks_per_s_lo", "blinks_per_s_hi"]].to_numpy(float)

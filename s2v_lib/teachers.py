@@ -298,13 +298,14 @@ def model_digest(model: nn.Module) -> str:
 
 
 def get_teacher(kind: str, cache, run, cfg: TeacherConfig, seed: int = 0, weights: str = "", retrain: bool = False,
-            progress: bool = True):
+                progress: bool = True, name: str | None = None):
     """The run's emotion or identity teacher, the way notebook 02 gets it.
 
     With ``weights`` (a file saved by ``save_teacher``, e.g. pretrained on a real corpus): that
     file. Otherwise ``<run>/checkpoints/<kind>.pt`` when it was trained on the same cache,
     settings and seed; otherwise trained now on pool A's training clips and saved there.
-    Returns ``(model, history)`` (history is None for a given weights file).
+    Returns ``(model, history)`` (history is None for a given weights file). ``name``: another file
+    name than ``<kind>`` (notebook 05 trains independent judges this way, with another seed).
     """
     from .data import split_index
     from .runs import trained
@@ -313,7 +314,7 @@ def get_teacher(kind: str, cache, run, cfg: TeacherConfig, seed: int = 0, weight
         raise ValueError(f"unknown teacher kind {kind!r}; choose one of {sorted(_KINDS)}")
     if weights:
         return load_teacher(weights, kind), None
-    path = Path(run) / "checkpoints" / f"{kind}.pt"
+    path = Path(run) / "checkpoints" / f"{name or kind}.pt"
     index = split_index(cache.index, "A", "train")
     if index.empty:
         raise ValueError("the corpus has no training clips in pool A: the teachers have nothing to learn from")
