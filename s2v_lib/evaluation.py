@@ -39,7 +39,7 @@ from . import metrics as M
 from .config import EMOTIONS
 from .config import progress as progress_bar
 from .sync import sync_scores
-from .train import generate_clip, to_uint8  # noqa: F401  (re-exported: part of this module's interface)
+from .train import generate_clip
 
 #: name -> (direction: +1 higher is better, -1 lower is better, 0 closest to real is better; meaningful for real clips; label)
 METRICS = {

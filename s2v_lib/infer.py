@@ -25,6 +25,7 @@ import torch
 from .audio import AudioError, load_audio, log_mel, to_mono
 from .config import EMOTIONS, FeatureConfig, device
 from .config import progress as progress_bar
+from .train import to_uint8
 from .video import VideoWriter
 
 #: What a folder of recordings is searched for (by file name extension, any case).
@@ -260,7 +261,8 @@ class Speech2VideoModel:
         notes += more
         mel = self.log_mel(audio)
         pred = self.predict(mel)
-        used = EMOTIONS[int(pred["probs"].argmax())] if emotion is None else str(emotion).lower()
+        predicted = EMOTIONS[int(pred["probs"].argmax())]
+        used = predicted if emotion is None else str(emotion).lower()
         if source["silent"] and override is None and self.run is not None:
             try:  # silence carries no emotion: show the neutral face rather than a guess
                 override, used = self.emotion_prototypes()["neutral"], "neutral"
@@ -278,11 +280,10 @@ class Speech2VideoModel:
         with progress_bar(None, progress, total=n_frames, desc=label, unit="frame") as bar, \
                 VideoWriter(out_path, self.fps, self.resolution, self.resolution, audio, self.sample_rate) as writer:
             for chunk in chunks:
-                writer.write((chunk[0].movedim(1, -1).clamp(0, 1).numpy() * 255).round().astype(np.uint8))
+                writer.write(to_uint8(chunk))
                 bar.update(chunk.shape[1])
         seconds = time.perf_counter() - t0
         duration = len(audio) / self.sample_rate
-        predicted = EMOTIONS[int(pred["probs"].argmax())]
         return dict(speech=str(speech) if isinstance(speech, (str, Path)) else "<array>", video=str(out_path),
                     system=self.name, seed=seed, duration_s=duration, frames=n_frames, fps=self.fps,
                     resolution=self.resolution, emotion=predicted,

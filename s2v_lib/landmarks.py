@@ -65,16 +65,16 @@ def predict(model: LandmarkRegressor, frames, batch: int = 512) -> np.ndarray:
     return np.concatenate(out) * side if out else np.zeros((0, N_POINTS, 2), np.float32)
 
 
-def crop_landmarks(cache, clip: str) -> np.ndarray:
-    """Ground-truth landmarks of a SynthTalk clip in the cache's crop pixels: (T, 68, 2)."""
-    gt = cache.corpus().ground_truth(clip)
+def crop_landmarks(gt: dict | None, resolution: int, clip: str = "the clip") -> np.ndarray:
+    """A clip's ground-truth landmarks (``Corpus.ground_truth``) in the pixels of its ``resolution`` px
+    face crop: (T, 68, 2)."""
     if gt is None or "landmarks" not in gt:
-        raise ValueError(f"clip {clip} has no ground-truth landmarks (only SynthTalk corpora have them)")
+        raise ValueError(f"{clip} has no ground-truth landmarks (only SynthTalk corpora have them)")
     if "box" not in gt:
-        raise ValueError(f"clip {clip} has landmarks but no crop box to place them in the face crop")
+        raise ValueError(f"{clip} has landmarks but no crop box to place them in the face crop")
     box = np.asarray(gt["box"], np.float32)  # x0, y0, x1, y1 in the video's pixels (one box, or one per frame)
     box = box[:, None] if box.ndim == 2 else box
-    return ((gt["landmarks"] - box[..., :2]) * cache.resolution / (box[..., 2:] - box[..., :2])).astype(np.float32)
+    return ((gt["landmarks"] - box[..., :2]) * resolution / (box[..., 2:] - box[..., :2])).astype(np.float32)
 
 
 def available(cache) -> bool:
@@ -89,7 +89,9 @@ def available(cache) -> bool:
 
 def _table(cache, index: pd.DataFrame):
     rows = np.concatenate([np.arange(r.frame_start, r.frame_start + r.n_frames) for r in index.itertuples()])
-    marks = np.concatenate([crop_landmarks(cache, c)[:n] for c, n in zip(index["clip"], index.n_frames)])
+    corpus = cache.corpus()
+    marks = np.concatenate([crop_landmarks(corpus.ground_truth(c), cache.resolution, c)[:n]
+                            for c, n in zip(index["clip"], index.n_frames)])
     return rows.astype(np.int64), marks / cache.resolution
 
 
@@ -145,16 +147,16 @@ def evaluate_landmarks(model: LandmarkRegressor, cache, index: pd.DataFrame) -> 
     """
     err, mouth, iod, base, true_b, found_b, seconds = [], [], [], [], 0, 0, 0.0
     head_true, head_found = [], []
-    fps = cache.info["fps"]
+    fps, corpus = cache.info["fps"], cache.corpus()
     for r in index.itertuples():
-        truth = crop_landmarks(cache, r.clip)[:r.n_frames]
+        gt = corpus.ground_truth(r.clip)
+        truth = crop_landmarks(gt, cache.resolution, r.clip)[:r.n_frames]
         pred = predict(model, np.asarray(cache.frames[r.frame_start:r.frame_start + r.n_frames]))
         d = np.linalg.norm(pred - truth, axis=-1)
         err.append(d.mean(1))
         mouth.append(d[:, MOUTH].mean(1))
         iod.append(np.linalg.norm(truth[:, 36] - truth[:, 45], axis=-1))
         base.append(truth)
-        gt = cache.corpus().ground_truth(r.clip)
         true_b += _onsets(gt["blink"][:r.n_frames] > 0.5)
         found_b += count_blinks(eye_openness(pred))
         head_true.append(head_motion(truth))
