@@ -8,12 +8,14 @@ PROFILE ?= course
 RUN     ?= runs/$(PROFILE)
 # CORPUS: an existing corpus folder (e.g. an ingested CREMA-D); empty = generate SynthTalk in the run
 CORPUS  ?=
+# SET: profile settings changed in every notebook, e.g. SET="features.n_mels=64 features.hop_ms=20"
+SET     ?=
 STAMP   := $(VENV)/.s2v-installed
 
 .PHONY: setup course test test-fast bench clean-runs help
 
 help:
-	@echo "make course [PROFILE=smoke|course|paper] [RUN=runs/NAME] [CORPUS=DIR]  run notebooks 01-06 in order"
+	@echo "make course [PROFILE=smoke|course|paper] [RUN=runs/NAME] [CORPUS=DIR] [SET=\"features.n_mels=64 ...\"]  run notebooks 01-06 in order"
 	@echo "make test                                                          install if needed, run the whole suite"
 	@echo "make test-fast                                                     library tests only (no notebooks)"
 	@echo "make bench                                                         print the benchmarks' figures"
@@ -25,7 +27,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 setup: $(STAMP)
 
 course: $(STAMP)
-	$(PY) -m s2v_lib course --profile $(PROFILE) --run $(RUN) $(if $(CORPUS),--corpus $(CORPUS))
+	$(PY) -m s2v_lib course --profile $(PROFILE) --run $(RUN) $(if $(CORPUS),--corpus $(CORPUS)) $(foreach s,$(SET),--set $(s))
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -7,7 +7,7 @@ AudioWAV/ (Git LFS files fetched). The same as ``python -m s2v_lib ingest cremad
 """
 import sys
 
-from s2v_lib.cli import main
+from s2v_lib.machinery.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["ingest", "cremad", *sys.argv[1:]]))

@@ -7,7 +7,7 @@ files of zenodo.org/record/1188976. The same as ``python -m s2v_lib ingest ravde
 """
 import sys
 
-from s2v_lib.cli import main
+from s2v_lib.machinery.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["ingest", "ravdess", *sys.argv[1:]]))

@@ -5,7 +5,7 @@ The same as ``python -m s2v_lib synthtalk``; notebook 01 calls the library direc
 """
 import sys
 
-from s2v_lib.cli import main
+from s2v_lib.machinery.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["synthtalk", *sys.argv[1:]]))

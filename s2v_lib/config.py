@@ -7,7 +7,9 @@ papermill parameter and may override single fields::
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
 import os
 import random
 from dataclasses import dataclass, field
@@ -18,8 +20,23 @@ import numpy as np
 EMOTIONS: tuple[str, ...] = ("anger", "disgust", "fear", "happy", "neutral", "sad")
 #: Intensities, as CREMA-D names its levels.
 INTENSITIES: tuple[str, ...] = ("low", "medium", "high")
-#: The three speaker pools of METHOD.md.
+#: The three speaker pools (docs/method.md).
 POOLS: tuple[str, ...] = ("A", "B", "C")
+#: Face crop sizes the networks are built for: powers of two, halved down to 4 x 4 pixels.
+RESOLUTIONS: tuple[int, ...] = (32, 64, 128, 256)
+
+
+def standardize_frames(frames):
+    """Face frames in [0, 1] as every network reads them: (x - 0.5) / 0.25, about zero mean and unit spread."""
+    return (frames - 0.5) / 0.25
+
+
+def halvings(resolution: int) -> int:
+    """How many times a face of ``resolution`` pixels is halved to reach 4 x 4 (the generator doubles as
+    many times from 4 x 4; the discriminators halve as many times): 64 -> 4."""
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {list(RESOLUTIONS)}, got {resolution}")
+    return int(math.log2(resolution // 4))
 
 
 @dataclass
@@ -29,7 +46,7 @@ class CorpusConfig:
     n_speakers: int = 24
     clips_per_speaker: int = 36
     n_sentences: int = 40
-    resolution: int = 64  # face crop side in pixels; a multiple of 8
+    resolution: int = 64  # face crop side in pixels: 32, 64, 128 or 256
     fps: int = 25
     sample_rate: int = 16000
     emotions: tuple[str, ...] = EMOTIONS
@@ -53,10 +70,9 @@ class CorpusConfig:
             raise ValueError(f"clips_per_speaker must be at least 1, got {self.clips_per_speaker}")
         if int(self.n_sentences) < 1:
             raise ValueError(f"n_sentences must be at least 1, got {self.n_sentences}")
-        if self.resolution < 32 or self.resolution % 8:
-            raise ValueError(
-                f"resolution must be a multiple of 8 and at least 32 (64, 128 and 256 are the "
-                f"tested sizes), got {self.resolution}")
+        if self.resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {list(RESOLUTIONS)} (the networks halve it down to "
+                             f"4 x 4 pixels), got {self.resolution}")
         unknown = [e for e in self.emotions if e not in EMOTIONS]
         if unknown:
             raise ValueError(f"unknown emotion(s) {unknown}; known emotions are {list(EMOTIONS)}")
@@ -76,7 +92,7 @@ class CorpusConfig:
 
 @dataclass
 class FeatureConfig:
-    """Log-mel features: 80 bands, 25 ms window, 10 ms hop (4 mel frames per 25 fps video frame)."""
+    """Log-mel features: 80 bands, 25 ms window, 10 ms hop (``mel_per_frame``: 4 per 25 fps video frame)."""
 
     n_mels: int = 80
     win_ms: float = 25.0
@@ -90,6 +106,40 @@ class FeatureConfig:
 
     def win_length(self, sample_rate: int) -> int:
         return int(round(sample_rate * self.win_ms / 1000))
+
+    def mel_per_frame(self, sample_rate: int, fps: int) -> int:
+        """Mel frames per video frame (10 ms hop, 25 fps: 4), the one place this ratio is computed.
+
+        The audio networks halve time down to the video frame rate, so it must be a power of two.
+        """
+        per_frame, hop = sample_rate // fps, self.hop_length(sample_rate)
+        if hop <= 0 or per_frame % hop:
+            raise ValueError(f"a video frame ({per_frame} samples at {sample_rate} Hz and {fps} fps) is not a whole "
+                             f"number of {self.hop_ms:g} ms hops ({hop} samples): choose hop_ms so that it divides "
+                             f"{1000 / fps:g} ms")
+        m = per_frame // hop
+        if m & (m - 1):
+            raise ValueError(f"hop_ms={self.hop_ms:g} gives {m} mel frames per video frame; the audio networks need "
+                             f"a power of two (1, 2, 4, 8...): e.g. hop_ms={1000 / fps / 4:g} (4) or "
+                             f"{1000 / fps / 2:g} (2)")
+        return m
+
+    def validate(self, sample_rate: int, fps: int) -> "FeatureConfig":
+        if self.n_mels < 8:
+            raise ValueError(f"n_mels must be at least 8, got {self.n_mels}")
+        if not 0 <= self.fmin < self.fmax <= sample_rate / 2:
+            raise ValueError(f"the mel bands need 0 <= fmin < fmax <= {sample_rate / 2:g} Hz (half the sample rate), "
+                             f"got fmin={self.fmin:g}, fmax={self.fmax:g}")
+        if self.win_length(sample_rate) > self.n_fft:
+            raise ValueError(f"the {self.win_ms:g} ms window ({self.win_length(sample_rate)} samples) is longer than "
+                             f"n_fft={self.n_fft}")
+        self.mel_per_frame(sample_rate, fps)
+        return self
+
+
+#: Mel frames per video frame of the default settings (a default of the audio networks' constructors;
+#: a run passes its cache's own ``mel_per_frame``).
+MEL_PER_FRAME: int = FeatureConfig().mel_per_frame(CorpusConfig.sample_rate, CorpusConfig.fps)
 
 
 @dataclass
@@ -107,7 +157,6 @@ class TeacherConfig:
     weight_decay: float = 1e-4
     cosface_scale: float = 24.0   # CosFace s
     cosface_margin: float = 0.3   # CosFace m
-    temperature: float = 3.0      # T of the soft emotion distributions handed to the students
 
 
 @dataclass
@@ -121,7 +170,7 @@ class StudentConfig:
     crop_frames: int = 60         # training crops: up to 60 video frames = 2.4 s = 240 mel frames
     lr: float = 2e-3
     weight_decay: float = 1e-3
-    temperature: float = 3.0      # T of knowledge distillation (the teacher's stated T)
+    temperature: float = 3.0      # T of knowledge distillation: the teacher's soft targets and the student's softmax
     dropout: float = 0.1          # in the emotion student's embedding and head
     identity_l2: float = 0.5      # weight of the L2 term beside the cosine in the identity loss
     adversary_weight: float = 0.0  # > 0: gradient-reversal adversaries for disentanglement
@@ -154,6 +203,7 @@ class SyncConfig:
 
     width: int = 24
     embedding_dim: int = 128
+    window: int = 5               # video frames the expert sees at once (0.2 s at 25 fps)
     steps: int = 800
     batch_size: int = 32
     negatives: int = 6            # shifted sounds of the same clip per mouth window
@@ -164,6 +214,25 @@ class SyncConfig:
 
 
 @dataclass
+class GeneratorConfig:
+    """The generator's own sizes (notebook 04); its input sizes come from the data and the students."""
+
+    content_dim: int = 128    # per-frame content from the log-mels
+    noise_dim: int = 16       # noise per frame, into the motion GRU
+    motion_dim: int = 32      # the GRU's state: spontaneous motion
+    style_dim: int = 128      # identity and emotion, mixed: FiLM's input
+    width: int = 16           # channels at the last (full-resolution) block; doubling towards 4 x 4 (max 256)
+    identity_from: str = "speech"   # "speech" (speech2video) or "image" (static-image baseline)
+    use_emotion: bool = True  # ablation: False feeds zeros instead of the emotion embedding
+    use_noise: bool = True    # ablation: False feeds zeros instead of noise
+
+    def validate(self) -> "GeneratorConfig":
+        if self.identity_from not in ("speech", "image"):
+            raise ValueError(f"identity_from must be 'speech' or 'image', got {self.identity_from!r}")
+        return self
+
+
+@dataclass
 class GANConfig:
     """The GAN of notebook 04: generator, frame and sequence discriminators, expert losses."""
 
@@ -171,9 +240,9 @@ class GANConfig:
     baseline_steps: int = 1000    # the static-image baseline
     ablation_steps: int = 250     # each ablation (a shorter budget: compare them with each other)
     batch_size: int = 8           # clips per step
-    window: int = 8               # frames per training window
-    width: int = 16               # generator width at full resolution
-    d_width: int = 16
+    window: int = 8               # video frames per training window (0.32 s at 25 fps)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    d_width: int = 16             # discriminator width at full resolution
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     w_adv_frame: float = 1.0
@@ -185,11 +254,8 @@ class GANConfig:
     w_identity: float = 0.5
     ema: float = 0.999            # exponential moving average of the generator's weights (0: off)
     checkpoint_every: int = 250
-    identity_from: str = "speech"  # "image": the static-image baseline
-    use_sync: bool = True          # ablations: each one flag
+    use_sync: bool = True          # ablations: each one flag (two more in ``generator``)
     use_sequence: bool = True
-    use_emotion: bool = True
-    use_noise: bool = True
 
 
 @dataclass
@@ -205,11 +271,21 @@ class Profile:
     gan: GANConfig = field(default_factory=GANConfig)
     landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    window_frames: int = 5  # video frames per training window (0.2 s at 25 fps)
-    seed: int = 0
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    @property
+    def mel_per_frame(self) -> int:
+        """Mel frames per video frame, derived from the hop and the frame rate."""
+        return self.features.mel_per_frame(self.corpus.sample_rate, self.corpus.fps)
+
+    def validate(self) -> "Profile":
+        """Raise ValueError naming the setting when the profile cannot run."""
+        self.corpus.validate()
+        self.features.validate(self.corpus.sample_rate, self.corpus.fps)
+        self.gan.generator.validate()
+        if self.gan.window < self.sync.window:
+            raise ValueError(f"the GAN's training window ({self.gan.window} frames) must hold the sync expert's "
+                             f"({self.sync.window})")
+        return self
 
 
 PROFILES: dict[str, dict] = {
@@ -224,7 +300,8 @@ PROFILES: dict[str, dict] = {
     "paper": dict(corpus=dict(n_speakers=200, clips_per_speaker=54, n_sentences=120, resolution=128),
                   teachers=dict(steps=6000, identity_steps=3000, batch_size=128, input_size=128, width=32),
                   students=dict(steps=6000, batch_size=64, width=128),
-                  gan=dict(steps=20000, baseline_steps=20000, ablation_steps=5000, width=32, d_width=32),
+                  gan=dict(steps=20000, baseline_steps=20000, ablation_steps=5000, d_width=32,
+                           generator=dict(width=32)),
                   landmarks=dict(steps=6000, width=32), evaluation=dict(unseen_clips=0)),
 }
 
@@ -244,15 +321,25 @@ def _merge(obj, overrides: dict):
     return obj
 
 
-def get_profile(name: str = "course", **overrides) -> Profile:
-    """Return the named profile, with nested overrides: ``get_profile("smoke", corpus={"resolution": 128})``."""
+def with_overrides(config, overrides: dict):
+    """A copy of a config with nested overrides: ``with_overrides(gan, {"generator": {"width": 32}})``."""
+    return _merge(copy.deepcopy(config), overrides)
+
+
+def get_profile(name: str = "course", seed: int | None = None, settings: dict | None = None, **overrides) -> Profile:
+    """Return the named profile, with nested overrides: ``get_profile("smoke", corpus={"resolution": 128})``.
+
+    ``seed``: the corpus's seed (``corpus.seed``), the run's ``seed`` parameter. ``settings``: nested
+    overrides too (a notebook's ``settings`` parameter), applied before the keyword ones.
+    """
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
     profile = _merge(Profile(name=name), PROFILES[name])
+    profile = _merge(profile, settings or {})
     profile = _merge(profile, overrides)
-    profile.corpus.seed = profile.seed if "seed" in overrides else profile.corpus.seed
-    profile.corpus.validate()
-    return profile
+    if seed is not None:
+        profile.corpus.seed = int(seed)
+    return profile.validate()
 
 
 def set_seed(seed: int = 0) -> None:

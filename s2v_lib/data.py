@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .audio import load_audio, log_mel
+from .machinery.audio import load_audio, log_mel
 from .config import EMOTIONS, FeatureConfig
 from .config import progress as progress_bar
-from .video import crop_faces, read_video
+from .machinery.video import crop_faces, read_video
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class FeatureCache:
 
 def open_cache(run) -> FeatureCache:
     """The feature cache of a run directory, or an error that says which notebook makes it."""
-    from .runs import require
+    from .machinery.runs import require
 
     return FeatureCache(require(run, "cache", "cache.json", "01_data_preparation"))
 
@@ -177,10 +177,7 @@ def build_cache(corpus: Corpus, cache_dir, resolution: int, features: FeatureCon
             return FeatureCache(cache_dir)
         log.info("feature cache at %s is out of date; rebuilding", cache_dir)
     sr, fps = corpus.sample_rate, corpus.fps
-    hop = features.hop_length(sr)
-    if (sr // fps) % hop:
-        raise ValueError(f"{sr // fps} audio samples per video frame is not a whole number of {hop}-sample hops")
-    mel_per_frame = (sr // fps) // hop
+    mel_per_frame = features.validate(sr, fps).mel_per_frame(sr, fps)
     tmp = cache_dir.with_name(cache_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -225,59 +222,6 @@ def build_cache(corpus: Corpus, cache_dir, resolution: int, features: FeatureCon
     return FeatureCache(cache_dir)
 
 
-# ----------------------------------------------------------------------------------- datasets
-def _torch():
-    import torch
-
-    return torch
-
-
-class WindowDataset:
-    """Aligned (frames, mel) windows of ``window`` video frames, for training.
-
-    Item: ``frames`` (W, 3, R, R) float32 in [0, 1]; ``mel`` (W * 4, n_mels) float32,
-    normalised by the cache's mean and std; ``speaker``, ``emotion`` (indices into
-    ``self.speakers`` and ``EMOTIONS``), ``clip`` (row in ``self.index``) and ``start`` (frame).
-    """
-
-    def __init__(self, cache: FeatureCache, index: pd.DataFrame | None = None, window: int = 5,
-                 stride: int | None = None, speakers: list[str] | None = None):
-        self.cache = cache
-        self.index = (cache.index if index is None else index).reset_index(drop=True)
-        if self.index.empty:
-            raise ValueError("no clips selected for the dataset")
-        self.window = int(window)
-        stride = int(stride or window)
-        self.speakers = list(speakers) if speakers is not None else sorted(self.index.speaker.unique())
-        spk = {s: i for i, s in enumerate(self.speakers)}
-        items = []
-        for i, r in enumerate(self.index.itertuples(index=False)):
-            for start in range(0, max(r.n_frames - self.window, 0) + 1, stride):
-                if start + self.window <= r.n_frames:
-                    items.append((i, start))
-        if not items:
-            raise ValueError(f"every selected clip is shorter than the window ({self.window} frames)")
-        self.items = np.array(items, np.int64)
-        self.speaker_ids = np.array([spk.get(s, -1) for s in self.index.speaker])
-        self.emotion_ids = np.array([EMOTIONS.index(e) for e in self.index.emotion])
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, k: int) -> dict:
-        torch = _torch()
-        i, start = self.items[k]
-        r = self.index.iloc[i]
-        f0 = int(r.frame_start) + int(start)
-        m = self.cache.mel_per_frame
-        m0 = int(r.mel_start) + m * int(start)
-        frames = torch.from_numpy(np.array(self.cache.frames[f0:f0 + self.window])).permute(0, 3, 1, 2).float() / 255
-        mel = self.cache.normalize(self.cache.mel[m0:m0 + m * self.window])
-        return dict(frames=frames, mel=torch.from_numpy(mel),
-                    speaker=int(self.speaker_ids[i]), emotion=int(self.emotion_ids[i]),
-                    clip=int(i), start=int(start))
-
-
 def split_index(index: pd.DataFrame, pool: str | None = None, split: str | None = None) -> pd.DataFrame:
     """Rows of a cache index for one pool and/or split, e.g. ``split_index(idx, "B", "train")``."""
     sel = np.ones(len(index), bool)
@@ -293,7 +237,7 @@ def voice_statistics_table(corpus: Corpus, cache_csv=None, progress: bool = True
 
     Saved to ``cache_csv`` and read back from it when it already covers the same clips.
     """
-    from .audio import voice_statistics
+    from .machinery.audio import voice_statistics
 
     if cache_csv is not None and Path(cache_csv).exists():
         table = pd.read_csv(cache_csv)

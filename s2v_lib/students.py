@@ -1,11 +1,11 @@
 """Audio students: networks that hear speech and predict what the visual teachers see.
 
-They see only log-mel spectrograms, never frames and never labels (METHOD.md):
+They see only log-mel spectrograms, never frames and never labels (docs/method.md):
 
-* ``EmotionStudent``: mel (B, 4T, n_mels) -> per-frame emotion logits (B, T, 6) and an
+* ``EmotionStudent``: mel (B, mT, n_mels) -> per-frame emotion logits (B, T, 6) and an
   utterance emotion embedding (B, De); trained by knowledge distillation (``kd_loss``) to the
   emotion teacher's soft distributions over the paired frames.
-* ``IdentityStudent``: mel (B, 4T, n_mels) -> a face embedding (B, Di); trained to regress the
+* ``IdentityStudent``: mel (B, mT, n_mels) -> a face embedding (B, Di); trained to regress the
   clip's identity-teacher embedding (``identity_loss``: cosine plus a small L2, as Speech2Face).
 
 Disentanglement: optional adversaries behind gradient reversal (``grad_reverse``) try to read
@@ -18,7 +18,7 @@ supervised upper bound.
 from __future__ import annotations
 
 import dataclasses
-import time
+import math
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import EMOTIONS, StudentConfig, device
-from .config import progress as progress_bar
-from .runs import load_model, save_model
+from .config import EMOTIONS, MEL_PER_FRAME, FeatureConfig, StudentConfig, TeacherConfig, device
+from .machinery.runs import load_model, save_model
+from .trainer import Trainer, Update, adamw_one_cycle
 
 
 # ----------------------------------------------------------------------------------- networks
@@ -45,24 +45,26 @@ class _Residual(nn.Module):
 
 
 class AudioEncoder(nn.Module):
-    """Log-mel (B, 4T, n_mels) -> per-video-frame features (B, T, C).
+    """Log-mel (B, mT, n_mels) -> per-video-frame features (B, T, C), m = ``mel_per_frame``.
 
-    A 1-D CNN over time: one conv over the mel bands, two stride-2 convs (100 -> 25 frames
-    per second, so feature t sits under video frame t) and dilated residual blocks whose
+    A 1-D CNN over time: one conv over the mel bands, log2(m) stride-2 convs (100 -> 25 frames
+    per second at m = 4, so feature t sits under video frame t) and dilated residual blocks whose
     receptive field spans about 1.2 s (prosody lives at that scale).
     """
 
-    def __init__(self, n_mels: int = 80, width: int = 128):
+    def __init__(self, n_mels: int, width: int, mel_per_frame: int):
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv1d(n_mels, width, 5, padding=2, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True),
-            nn.Conv1d(width, width, 4, stride=2, padding=1, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True),
-            nn.Conv1d(width, width, 4, stride=2, padding=1, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True))
+        self.mel_per_frame = mel_per_frame
+        stem = [nn.Conv1d(n_mels, width, 5, padding=2, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
+        for _ in range(int(math.log2(mel_per_frame))):  # halve time: mel frame rate -> video frame rate
+            stem += [nn.Conv1d(width, width, 4, stride=2, padding=1, bias=False), nn.BatchNorm1d(width),
+                     nn.ReLU(inplace=True)]
+        self.stem = nn.Sequential(*stem)
         self.blocks = nn.Sequential(*[_Residual(width, d) for d in (1, 2, 4, 8)])
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        if mel.ndim != 3 or mel.shape[1] % 4:
-            raise ValueError(f"expected log-mels shaped (B, 4T, n_mels), got {tuple(mel.shape)}")
+        if mel.ndim != 3 or mel.shape[1] % self.mel_per_frame:
+            raise ValueError(f"expected log-mels shaped (B, {self.mel_per_frame}T, n_mels), got {tuple(mel.shape)}")
         return self.blocks(self.stem(mel.transpose(1, 2))).transpose(1, 2)
 
 
@@ -72,7 +74,7 @@ def stats_pool(h: torch.Tensor) -> torch.Tensor:
 
 
 class EmotionStudent(nn.Module):
-    """Log-mel (B, 4T, n_mels) -> ``dict(logits (B, T, 6), embedding (B, De))``.
+    """Log-mel (B, mT, n_mels) -> ``dict(logits (B, T, 6), embedding (B, De))``.
 
     The embedding summarises the utterance; each frame's logits read the frame's features
     together with it, so a frame is judged in the context of the whole utterance.
@@ -80,12 +82,13 @@ class EmotionStudent(nn.Module):
 
     kind = "emotion_student"
 
-    def __init__(self, n_mels: int = 80, width: int = 128, embedding_dim: int = 64, n_emotions: int = len(EMOTIONS),
-                 dropout: float = 0.2):
+    def __init__(self, n_mels: int = FeatureConfig.n_mels, width: int = StudentConfig.width,
+                 embedding_dim: int = StudentConfig.emotion_embedding_dim, n_emotions: int = len(EMOTIONS),
+                 dropout: float = StudentConfig.dropout, mel_per_frame: int = MEL_PER_FRAME):
         super().__init__()
         self.config = dict(n_mels=n_mels, width=width, embedding_dim=embedding_dim, n_emotions=n_emotions,
-                           dropout=dropout)
-        self.encoder = AudioEncoder(n_mels, width)
+                           dropout=dropout, mel_per_frame=mel_per_frame)
+        self.encoder = AudioEncoder(n_mels, width, mel_per_frame)
         self.embed = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * width, embedding_dim), nn.LayerNorm(embedding_dim))
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width + embedding_dim, width), nn.ReLU(inplace=True),
                                   nn.Dropout(dropout), nn.Linear(width, n_emotions))
@@ -98,14 +101,15 @@ class EmotionStudent(nn.Module):
 
 
 class IdentityStudent(nn.Module):
-    """Log-mel (B, 4T, n_mels) -> predicted face embedding (B, Di) (compare by direction: cosine)."""
+    """Log-mel (B, mT, n_mels) -> predicted face embedding (B, Di) (compare by direction: cosine)."""
 
     kind = "identity_student"
 
-    def __init__(self, n_mels: int = 80, width: int = 128, embedding_dim: int = 128):
+    def __init__(self, n_mels: int = FeatureConfig.n_mels, width: int = StudentConfig.width,
+                 embedding_dim: int = TeacherConfig.identity_embedding_dim, mel_per_frame: int = MEL_PER_FRAME):
         super().__init__()
-        self.config = dict(n_mels=n_mels, width=width, embedding_dim=embedding_dim)
-        self.encoder = AudioEncoder(n_mels, width)
+        self.config = dict(n_mels=n_mels, width=width, embedding_dim=embedding_dim, mel_per_frame=mel_per_frame)
+        self.encoder = AudioEncoder(n_mels, width, mel_per_frame)
         self.head = nn.Sequential(nn.Linear(2 * width, 2 * width), nn.ReLU(inplace=True),
                                   nn.Linear(2 * width, embedding_dim))
 
@@ -157,7 +161,7 @@ def grad_reverse(x: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
 class Utterances:
     """Every clip of some pools as the students see it (normalised log-mels) with its targets.
 
-    ``mel[i]`` (4T_i, n_mels); ``soft[i]`` (T_i, 6) teacher distributions at the stated T;
+    ``mel[i]`` (mT_i, n_mels), m = ``mel_per_frame``; ``soft[i]`` (T_i, 6) teacher distributions at T;
     ``face[i]`` (Di,) the clip's teacher identity embedding; ``meta`` the clips' rows (speaker,
     emotion, pool, split...): labels there are used only to score, or by ``targets="labels"``.
     """
@@ -179,7 +183,7 @@ class Utterances:
             raise ValueError(f"no clips in pools {list(pools)} / splits {splits} of the teacher features")
         mel = [cache.normalize(cache.clip_mel(c)) for c in meta["clip"]]
         soft = [features.soft_targets(c, temperature) for c in meta["clip"]]
-        bad = [c for c, m, p in zip(meta["clip"], mel, soft) if len(m) != 4 * len(p)]
+        bad = [c for c, m, p in zip(meta["clip"], mel, soft) if len(m) != cache.mel_per_frame * len(p)]
         if bad:
             raise ValueError(f"mel frames and teacher frames disagree for {bad[:3]}: re-run notebooks 01 and 02")
         face = features.clip_identity[idx.index[sel]]
@@ -195,14 +199,19 @@ class Utterances:
                           [self.soft[i] for i in k], self.face[k])
 
     @property
+    def mel_per_frame(self) -> int:
+        """Mel frames per video frame, as the utterances hold them."""
+        return len(self.mel[0]) // len(self.soft[0])
+
+    @property
     def emotion_ids(self) -> np.ndarray:
         return np.array([EMOTIONS.index(e) for e in self.meta.emotion])
 
 
-def _crop_batch(utts: Utterances, pick, frames: int, rng, mel_per_frame: int = 4):
-    """Random aligned crops: mel (B, 4F, n_mels), teacher probs (B, F, 6), with F <= every picked clip."""
+def _crop_batch(utts: Utterances, pick, frames: int, rng):
+    """Random aligned crops: mel (B, mF, n_mels), teacher probs (B, F, 6), with F <= every picked clip."""
     f = min([frames] + [len(utts.soft[i]) for i in pick])
-    mel, soft = [], []
+    mel, soft, mel_per_frame = [], [], utts.mel_per_frame
     for i in pick:
         s = int(rng.integers(len(utts.soft[i]) - f + 1))
         mel.append(utts.mel[i][mel_per_frame * s:mel_per_frame * (s + f)])
@@ -242,8 +251,9 @@ def train_students(utts: Utterances, cfg: StudentConfig, targets: str = "teacher
     gen = torch.Generator().manual_seed(seed)
     n_mels = utts.mel[0].shape[1]
     dev = device()
-    emo = EmotionStudent(n_mels, cfg.width, cfg.emotion_embedding_dim, dropout=cfg.dropout).to(dev)
-    ident = IdentityStudent(n_mels, cfg.width, utts.face.shape[1]).to(dev)
+    m = utts.mel_per_frame
+    emo = EmotionStudent(n_mels, cfg.width, cfg.emotion_embedding_dim, dropout=cfg.dropout, mel_per_frame=m).to(dev)
+    ident = IdentityStudent(n_mels, cfg.width, utts.face.shape[1], mel_per_frame=m).to(dev)
     adv_id = nn.Sequential(nn.Linear(cfg.emotion_embedding_dim, 128), nn.ReLU(),
                            nn.Linear(128, utts.face.shape[1])).to(dev)
     adv_emo = nn.Sequential(nn.Linear(utts.face.shape[1], 128), nn.ReLU(), nn.Linear(128, len(EMOTIONS))).to(dev)
@@ -251,23 +261,21 @@ def train_students(utts: Utterances, cfg: StudentConfig, targets: str = "teacher
     use_adv = cfg.adversary_weight > 0 and targets == "teacher"
     if use_adv:
         params += [*adv_id.parameters(), *adv_emo.parameters()]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
+    optimizer, scheduler = adamw_one_cycle(params, cfg.lr, cfg.weight_decay, cfg.steps)
     face = torch.from_numpy(utts.face)
     if targets == "labels":  # the speaker's mean face embedding, from the speaker label
         spk = utts.meta.speaker.to_numpy()
         means = {s: F.normalize(face[spk == s].mean(0), dim=0) for s in np.unique(spk)}
         face = torch.stack([means[s] for s in spk])
     face, truth = face.to(dev), torch.from_numpy(utts.emotion_ids).to(dev)
-    emo.train()
-    ident.train()
-    history, t0 = [], time.perf_counter()
-    bar = progress_bar(range(cfg.steps), progress, desc=desc, unit="step")
-    for step in bar:
+
+    def sample():
         pick = rng.integers(len(utts), size=cfg.batch_size)
         mel, soft = _crop_batch(utts, pick, cfg.crop_frames, rng)
-        mel, soft = _spec_augment(mel, gen).to(dev), soft.to(dev)
-        pick_t = torch.from_numpy(pick).to(dev)
+        return _spec_augment(mel, gen).to(dev), soft.to(dev), torch.from_numpy(pick).to(dev)
+
+    def loss(batch):
+        mel, soft, pick_t = batch
         out = emo(mel)
         pred_face = ident(mel)
         if targets == "teacher":
@@ -276,34 +284,31 @@ def train_students(utts: Utterances, cfg: StudentConfig, targets: str = "teacher
             y = truth[pick_t][:, None].expand(-1, out["logits"].shape[1])
             l_emo = F.cross_entropy(out["logits"].reshape(-1, len(EMOTIONS)), y.reshape(-1))
         l_id = identity_loss(pred_face, face[pick_t], cfg.identity_l2)
-        loss = l_emo + l_id
-        row = dict(step=step + 1, emotion_loss=float(l_emo.detach()), identity_loss=float(l_id.detach()))
+        total = l_emo + l_id
+        logs = dict(emotion_loss=l_emo, identity_loss=l_id)
         if use_adv:
             # adversary 1 reads the teacher's face embedding from the emotion embedding;
             # adversary 2 reads the teacher's clip emotion from the identity embedding
             guess_face = adv_id(grad_reverse(out["embedding"], cfg.adversary_weight))
             l_a1 = 1 - F.cosine_similarity(guess_face, face[pick_t], dim=-1).mean()
-            clip_soft = soft.mean(1)
             guess_emo = adv_emo(grad_reverse(F.normalize(pred_face, dim=-1), cfg.adversary_weight))
-            l_a2 = kd_loss(guess_emo, clip_soft, 1.0)
-            loss = loss + l_a1 + l_a2
-            row.update(adversary_identity_loss=float(l_a1.detach()), adversary_emotion_loss=float(l_a2.detach()))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        row["seconds"] = time.perf_counter() - t0
-        history.append(row)
-        if step % 20 == 0:
-            bar.set_postfix(emotion=f"{row['emotion_loss']:.3f}", identity=f"{row['identity_loss']:.3f}")
+            l_a2 = kd_loss(guess_emo, soft.mean(1), 1.0)
+            total = total + l_a1 + l_a2
+            logs.update(adversary_identity_loss=l_a1, adversary_emotion_loss=l_a2)
+        return total, logs
+
+    emo.train()
+    ident.train()
+    history = Trainer(sample, [Update(optimizer, loss, scheduler, name=None)], desc, progress).run(cfg.steps)
     emo.eval()
     ident.eval()
-    return emo, ident, pd.DataFrame(history)
+    return emo, ident, history
 
 
 @torch.no_grad()
-def predict(emotion_student: EmotionStudent, identity_student: IdentityStudent, utts: Utterances) -> dict:
-    """Each whole utterance through both students.
+def predict_utterances(emotion_student: EmotionStudent, identity_student: IdentityStudent, mels) -> dict:
+    """Each whole utterance through both students: ``mels`` is a list of normalised log-mels (mT, n_mels)
+    (``Utterances.mel``).
 
     Returns ``probs`` (N, 6): the utterance's emotion distribution (mean of its frames' softmax),
     ``emotion_embedding`` (N, De), ``identity`` (N, Di) unit vectors.
@@ -313,7 +318,7 @@ def predict(emotion_student: EmotionStudent, identity_student: IdentityStudent, 
     dev = next(emotion_student.parameters()).device
     dev_id = next(identity_student.parameters()).device
     probs, emb, ident = [], [], []
-    for mel in utts.mel:
+    for mel in mels:
         x = torch.from_numpy(mel[None]).to(dev)
         out = emotion_student(x)
         probs.append(torch.softmax(out["logits"][0], -1).mean(0))
@@ -323,9 +328,9 @@ def predict(emotion_student: EmotionStudent, identity_student: IdentityStudent, 
                 identity=torch.stack(ident).cpu().numpy())
 
 
-def evaluate(pred: dict, utts: Utterances, gallery_speakers, gallery) -> dict:
+def evaluate_students(pred: dict, utts: Utterances, gallery_speakers, gallery) -> dict:
     """Emotion accuracy (with chance), agreement with the teacher, voice -> face retrieval top-1/top-5."""
-    from .metrics import retrieval_ranks, top_k, top_k_chance
+    from .evaluation.metrics import retrieval_ranks, top_k, top_k_chance
     from .probes import chance_accuracy
 
     truth = utts.emotion_ids
@@ -380,7 +385,7 @@ def get_students(variant: str, utts: Utterances, features, run, cfg: StudentConf
     Weights go to ``<run>/checkpoints/<variant>_{emotion,identity}_student.pt``.
     Returns ``(emotion_student, identity_student, history)``.
     """
-    from .runs import trained
+    from .machinery.runs import trained
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {list(VARIANTS)}")

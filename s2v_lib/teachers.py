@@ -1,6 +1,6 @@
 """Visual teachers: networks that look at face frames and say which emotion and whose face.
 
-Two teachers, both trained on pool A only (METHOD.md):
+Two teachers, both trained on pool A only (docs/method.md):
 
 * ``EmotionTeacher``: (B, 3, H, W) -> emotion logits (B, 6) and an embedding (B, De), trained
   with cross-entropy on pool A's emotion labels.
@@ -22,7 +22,6 @@ import hashlib
 import json
 import math
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +30,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import EMOTIONS, TeacherConfig, device
+from .config import EMOTIONS, StudentConfig, TeacherConfig, device, standardize_frames
 from .config import progress as progress_bar
-from .runs import CheckpointError, load_model, save_model
+from .machinery.runs import load_model, save_model
+from .trainer import Trainer, Update, adamw_one_cycle
 
 # ----------------------------------------------------------------------------------- networks
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -50,7 +50,8 @@ class FaceEncoder(nn.Module):
     eyes) by flattening the last 4 x 4 map instead of averaging it away.
     """
 
-    def __init__(self, input_size: int = 64, width: int = 24, out_dim: int = 128, dropout: float = 0.2):
+    def __init__(self, input_size: int = TeacherConfig.input_size, width: int = TeacherConfig.width, out_dim: int = 128,
+                 dropout: float = 0.2):
         super().__init__()
         if input_size % 16:
             raise ValueError(f"input_size must be a multiple of 16, got {input_size}")
@@ -65,7 +66,7 @@ class FaceEncoder(nn.Module):
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True,
                               align_corners=False)
-        return self.head(self.features((x - 0.5) / 0.25))
+        return self.head(self.features(standardize_frames(x)))
 
 
 class EmotionTeacher(nn.Module):
@@ -73,8 +74,8 @@ class EmotionTeacher(nn.Module):
 
     kind = "emotion_teacher"
 
-    def __init__(self, input_size: int = 64, width: int = 24, embedding_dim: int = 64,
-                 n_emotions: int = len(EMOTIONS)):
+    def __init__(self, input_size: int = TeacherConfig.input_size, width: int = TeacherConfig.width,
+                 embedding_dim: int = TeacherConfig.emotion_embedding_dim, n_emotions: int = len(EMOTIONS)):
         super().__init__()
         self.config = dict(input_size=input_size, width=width, embedding_dim=embedding_dim, n_emotions=n_emotions)
         self.encoder = FaceEncoder(input_size, width, embedding_dim)
@@ -90,7 +91,8 @@ class IdentityTeacher(nn.Module):
 
     kind = "identity_teacher"
 
-    def __init__(self, input_size: int = 64, width: int = 24, embedding_dim: int = 128):
+    def __init__(self, input_size: int = TeacherConfig.input_size, width: int = TeacherConfig.width,
+                 embedding_dim: int = TeacherConfig.identity_embedding_dim):
         super().__init__()
         self.config = dict(input_size=input_size, width=width, embedding_dim=embedding_dim)
         self.encoder = FaceEncoder(input_size, width, 2 * embedding_dim)
@@ -109,7 +111,8 @@ class CosFaceHead(nn.Module):
     generalises to identities outside the training set. Used only in training; thrown away after.
     """
 
-    def __init__(self, embedding_dim: int, n_classes: int, scale: float = 24.0, margin: float = 0.3):
+    def __init__(self, embedding_dim: int, n_classes: int, scale: float = TeacherConfig.cosface_scale,
+                 margin: float = TeacherConfig.cosface_margin):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(n_classes, embedding_dim) * 0.01)
         self.scale, self.margin = scale, margin
@@ -195,31 +198,22 @@ def _load_frames(cache, rows: np.ndarray) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------------- training
 def _train(model: nn.Module, loss_fn, table: FrameTable, labels: np.ndarray, cache, cfg: TeacherConfig,
-           colour: float, seed: int, progress: bool, desc: str, extra_params=()) -> pd.DataFrame:
-    """Minibatch SGD (AdamW, cosine learning rate) over random frames of ``table``."""
+           steps: int, colour: float, seed: int, progress: bool, desc: str, extra_params=()) -> pd.DataFrame:
+    """Minibatches of random frames of ``table`` (augmented), AdamW with a one-cycle learning rate."""
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    params = list(model.parameters()) + list(extra_params)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
+    optimizer, scheduler = adamw_one_cycle([*model.parameters(), *extra_params], cfg.lr, cfg.weight_decay, steps)
     dev = device()
-    model.train()
-    history, t0 = [], time.perf_counter()
-    bar = progress_bar(range(cfg.steps), progress, desc=desc, unit="step")
-    for step in bar:
+
+    def sample():
         pick = rng.integers(len(table), size=cfg.batch_size)
         x = augment(_load_frames(cache, table.frame[pick]).to(dev), gen, colour=colour)
-        loss, acc = loss_fn(x, torch.from_numpy(labels[pick]).long().to(dev))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        row_loss = float(loss.detach())
-        history.append(dict(step=step + 1, loss=row_loss, acc=float(acc), seconds=time.perf_counter() - t0))
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{row_loss:.3f}", acc=f"{float(acc):.2f}")
+        return x, torch.from_numpy(labels[pick]).long().to(dev)
+
+    model.train()
+    history = Trainer(sample, [Update(optimizer, lambda batch: loss_fn(*batch), scheduler)], desc, progress).run(steps)
     model.eval()
-    return pd.DataFrame(history)
+    return history
 
 
 def train_emotion_teacher(cache, index: pd.DataFrame, cfg: TeacherConfig, seed: int = 0,
@@ -235,9 +229,9 @@ def train_emotion_teacher(cache, index: pd.DataFrame, cfg: TeacherConfig, seed: 
 
     def loss_fn(x, y):
         logits, _ = model(x)
-        return F.cross_entropy(logits, y, label_smoothing=0.05), (logits.argmax(1) == y).float().mean()
+        return F.cross_entropy(logits, y, label_smoothing=0.05), dict(acc=(logits.argmax(1) == y).float().mean())
 
-    history = _train(model, loss_fn, table, table.emotion, cache, cfg, colour=0.15, seed=seed,
+    history = _train(model, loss_fn, table, table.emotion, cache, cfg, cfg.steps, colour=0.15, seed=seed,
                      progress=progress, desc="emotion teacher")
     return model, history
 
@@ -258,16 +252,14 @@ def train_identity_teacher(cache, index: pd.DataFrame, cfg: TeacherConfig, seed:
         emb = model(x)
         with torch.no_grad():
             acc = ((emb @ F.normalize(head.weight, dim=-1).T).argmax(1) == y).float().mean()
-        return head(emb, y), acc
+        return head(emb, y), dict(acc=acc)
 
-    history = _train(model, loss_fn, table, table.speaker, cache, dataclasses.replace(cfg, steps=cfg.identity_steps),
-                     colour=0.04, seed=seed + 1,
+    history = _train(model, loss_fn, table, table.speaker, cache, cfg, cfg.identity_steps, colour=0.04, seed=seed + 1,
                      progress=progress, desc="identity teacher", extra_params=head.parameters())
     return model, history
 
 
 # ----------------------------------------------------------------------------------- checkpoints
-TeacherLoadError = CheckpointError
 _KINDS = {"emotion_teacher": EmotionTeacher, "identity_teacher": IdentityTeacher}
 
 
@@ -281,7 +273,7 @@ def load_teacher(path, kind: str, map_location=None) -> nn.Module:
 
     Uses ``torch.load(weights_only=True)`` and puts the model on ``map_location`` (default:
     ``config.device()``); a missing file, a file of the other kind or weights
-    that do not fit the network raise ``TeacherLoadError`` with the reason.
+    that do not fit the network raise ``CheckpointError`` with the reason.
     """
     return load_model(path, kind, _KINDS, map_location=map_location or device(),
                       hint=f"train the teachers in notebook 02, or give the path of a {kind.replace('_', ' ')} "
@@ -308,7 +300,7 @@ def get_teacher(kind: str, cache, run, cfg: TeacherConfig, seed: int = 0, weight
     name than ``<kind>`` (notebook 05 trains independent judges this way, with another seed).
     """
     from .data import split_index
-    from .runs import trained
+    from .machinery.runs import trained_model
 
     if kind not in _KINDS:
         raise ValueError(f"unknown teacher kind {kind!r}; choose one of {sorted(_KINDS)}")
@@ -320,18 +312,13 @@ def get_teacher(kind: str, cache, run, cfg: TeacherConfig, seed: int = 0, weight
         raise ValueError("the corpus has no training clips in pool A: the teachers have nothing to learn from")
     fit = train_emotion_teacher if kind == "emotion_teacher" else train_identity_teacher
 
-    def train():
-        model, history = fit(cache, index, cfg, seed, progress)
-        save_teacher(model, path, trained_on=f"pool A train: {len(index)} clips, {index.speaker.nunique()} speakers")
-        return model, history
-
     shared = ("input_size", "width", "batch_size", "lr", "weight_decay")
     own = ("steps", "emotion_embedding_dim") if kind == "emotion_teacher" else \
         ("identity_steps", "identity_embedding_dim", "cosface_scale", "cosface_margin")
     settings = {k: getattr(cfg, k) for k in shared + own}  # the temperature is not a training setting
     key = dict(cache=cache.info.get("fingerprint"), config=settings, seed=seed)
-    model, history, _ = trained(path, key, train, lambda: load_teacher(path, kind), retrain)
-    return model, history
+    return trained_model(path, key, lambda: fit(cache, index, cfg, seed, progress), lambda: load_teacher(path, kind),
+                         f"pool A train: {len(index)} clips, {index.speaker.nunique()} speakers", retrain)
 
 
 # ----------------------------------------------------------------------------------- interface
@@ -344,18 +331,14 @@ class VisualTeachers:
     the models sit on; results come back on the CPU.
     """
 
-    def __init__(self, emotion: nn.Module, identity: nn.Module, temperature: float = 3.0, batch_size: int = 256):
+    def __init__(self, emotion: nn.Module, identity: nn.Module, temperature: float = StudentConfig.temperature,
+                 batch_size: int = 256):
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.emotion_model, self.identity_model = emotion.eval(), identity.eval()
         self.emotion_device = next(emotion.parameters()).device
         self.identity_device = next(identity.parameters()).device
         self.temperature, self.batch_size = float(temperature), int(batch_size)
-
-    @classmethod
-    def from_files(cls, emotion_path, identity_path, temperature: float = 3.0) -> "VisualTeachers":
-        return cls(load_teacher(emotion_path, "emotion_teacher"), load_teacher(identity_path, "identity_teacher"),
-                   temperature)
 
     @torch.no_grad()
     def emotion(self, frames):
@@ -396,7 +379,7 @@ def evaluate_emotion(teachers: VisualTeachers, cache, index: pd.DataFrame, strid
 def evaluate_identity(teachers: VisualTeachers, cache, index: pd.DataFrame, n_pairs: int = 20000,
                       stride: int = 5, seed: int = 0) -> dict:
     """Verification EER on face pairs of the clips of ``index`` (frames of different clips when the same person)."""
-    from .metrics import eer, sample_pairs
+    from .evaluation.metrics import eer, sample_pairs
 
     table = FrameTable.of(index, stride)
     emb = np.concatenate([teachers.identity(_load_frames(cache, table.frame[k:k + 1024])).numpy()
@@ -464,7 +447,7 @@ def open_features(run, cache=None) -> TeacherFeatures:
     With ``cache``: also an error when they were extracted from another version of the cache
     (notebook 01 was re-run since), since they would then pair old targets with new sounds.
     """
-    from .runs import require
+    from .machinery.runs import require
 
     features = TeacherFeatures(require(run, "teacher_features", "features.json", "02_teacher_features"))
     if cache is not None and features.info["fingerprint"].get("cache") != cache.info.get("fingerprint"):

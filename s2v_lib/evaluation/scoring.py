@@ -34,12 +34,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import landmarks as L
-from . import metrics as M
-from .config import EMOTIONS
-from .config import progress as progress_bar
-from .sync import sync_scores
-from .train import generate_clip
+from . import landmarks
+from . import metrics
+from ..config import EMOTIONS, CorpusConfig
+from ..config import progress as progress_bar
+from ..gan.sync import sync_scores
+from ..gan.train import generate_clip
 
 #: name -> (direction: +1 higher is better, -1 lower is better, 0 closest to real is better; meaningful for real clips; label)
 METRICS = {
@@ -65,15 +65,14 @@ class Judges:
     sync: torch.nn.Module   # sync.SyncExpert
     landmarks: torch.nn.Module | None  # landmarks.LandmarkRegressor; None: no landmark metrics (a corpus
     #                                    without ground-truth landmarks to train one on, e.g. CREMA-D)
-    fps: int = 25
-    mel_per_frame: int = 4
+    fps: int = CorpusConfig.fps
 
     def look(self, frames: np.ndarray, mel: np.ndarray) -> dict:
         """What the judges see in one video (T, R, R, 3) uint8 with its normalised log-mels."""
         probs, _, emb = self.teachers.emotion(frames)
         ident = self.teachers.identity(frames)
-        lm = L.predict(self.landmarks, frames) if self.landmarks is not None else None
-        s = sync_scores(self.sync, frames, mel, self.mel_per_frame)
+        lm = landmarks.find_landmarks(self.landmarks, frames) if self.landmarks is not None else None
+        s = sync_scores(self.sync, frames, mel)
         return dict(probs=probs.mean(0).numpy(), features=np.concatenate([emb.numpy(), ident.numpy()], 1),
                     identity=F.normalize(ident.mean(0), dim=0).numpy(), landmarks=lm,
                     lse_d=s["lse_d"], lse_c=s["lse_c"], offset=s["offset"])
@@ -85,15 +84,15 @@ def score_clip(seen: dict, real_seen: dict | None, fake: np.ndarray | None, real
     lm = seen["landmarks"]
     row = dict(lse_d=seen["lse_d"], lse_c=seen["lse_c"], sync_offset=seen["offset"],
                emotion_pred=EMOTIONS[int(seen["probs"].argmax())],
-               blinks_per_s=np.nan if lm is None else L.count_blinks(L.eye_openness(lm)) * fps / len(lm),
-               head_motion=np.nan if lm is None else L.head_motion(lm))
+               blinks_per_s=np.nan if lm is None else landmarks.count_blinks(landmarks.eye_openness(lm)) * fps / len(lm),
+               head_motion=np.nan if lm is None else landmarks.head_motion(lm))
     row["emotion_acc"] = float(row["emotion_pred"] == emotion)
     row.update(psnr=np.nan, ssim=np.nan, lmd_mouth=np.nan, lmd_face=np.nan, csim=np.nan)
     if real_seen is not None:
-        row.update(psnr=M.psnr(fake, real), ssim=M.ssim(fake, real), csim=float(seen["identity"] @ real_seen["identity"]))
+        row.update(psnr=metrics.psnr(fake, real), ssim=metrics.ssim(fake, real), csim=float(seen["identity"] @ real_seen["identity"]))
         if lm is not None:
-            row.update(lmd_mouth=M.lmd(*L.aligned(lm, real_seen["landmarks"], L.MOUTH), L.MOUTH),
-                       lmd_face=M.lmd(*L.aligned(lm, real_seen["landmarks"], L.RIGID)))
+            row.update(lmd_mouth=metrics.lmd(*landmarks.aligned(lm, real_seen["landmarks"], landmarks.MOUTH), landmarks.MOUTH),
+                       lmd_face=metrics.lmd(*landmarks.aligned(lm, real_seen["landmarks"], landmarks.RIGID)))
     return row
 
 
@@ -110,7 +109,7 @@ class Evaluation:
         return list(dict.fromkeys(self.scores.system))
 
 
-def evaluate(generators: dict, data, judges: Judges, name: str = "observed", seed: int = 0,
+def evaluate_systems(generators: dict, data, judges: Judges, name: str = "observed", seed: int = 0,
              progress: bool = True) -> Evaluation:
     """Generate every clip of ``data`` (``train.GANData`` with ``meta``) with each generator and score it.
 
@@ -179,10 +178,10 @@ def _fd_statistic(real: list, fake: list):
     allreal = np.concatenate(real)
     mu, sd = allreal.mean(0), allreal.std(0) + 1e-6
     r, f = _Moments(real, mu, sd), _Moments(fake, mu, sd)
-    return lambda idx: M.frechet_from_moments(*r(idx), *f(idx))
+    return lambda idx: metrics.frechet_from_moments(*r(idx), *f(idx))
 
 
-def summary(ev: Evaluation, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def summary_table(ev: Evaluation, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """One row per system: each metric's mean with its 95 % bootstrap interval (``<metric>``,
     ``<metric>_lo``, ``<metric>_hi``) and the number of clips."""
     out = {}
@@ -195,11 +194,11 @@ def summary(ev: Evaluation, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
                     est = lo = hi = np.nan
                 else:
                     stat = _fd_statistic(ev.features["real"], ev.features[system])
-                    est, lo, hi = M.bootstrap_statistic(stat, len(s), max(n_boot // 5, 50), seed)
+                    est, lo, hi = metrics.bootstrap_statistic(stat, len(s), max(n_boot // 5, 50), seed)
             elif system == "real" and not for_real:
                 est = lo = hi = np.nan
             else:
-                est, lo, hi = M.bootstrap_ci(s[m].to_numpy(), n_boot, seed)
+                est, lo, hi = metrics.bootstrap_ci(s[m].to_numpy(), n_boot, seed)
             row.update({m: est, f"{m}_lo": lo, f"{m}_hi": hi})
         out[system] = row
     return pd.DataFrame(out).T
@@ -249,13 +248,13 @@ def paired(ev: Evaluation, metric: str, a: str, b: str, n_boot: int = 1000, seed
     if len(d) == 0:
         return dict(metric=metric, a=a, b=b, mean_a=np.nan, mean_b=np.nan, difference=np.nan, low=np.nan,
                     high=np.nan, p_value=np.nan, clips=0)
-    est, lo, hi = M.bootstrap_ci(d, n_boot, seed, level)
+    est, lo, hi = metrics.bootstrap_ci(d, n_boot, seed, level)
     p = float(wilcoxon(d).pvalue) if len(d) and np.any(d != 0) else 1.0
     return dict(metric=metric, a=a, b=b, mean_a=float(np.nanmean(x)), mean_b=float(np.nanmean(y)), difference=est,
                 low=lo, high=hi, p_value=p, clips=len(d))
 
 
-def chance_accuracy(ev: Evaluation) -> float:
+def emotion_chance(ev: Evaluation) -> float:
     """Emotion accuracy of always answering the most common true emotion of the set."""
     truth = ev.scores[ev.scores.system == "real"].emotion
     return float(truth.value_counts().iloc[0] / len(truth))
@@ -283,7 +282,7 @@ def _motion_claim(ev: Evaluation, table: pd.DataFrame, blinks: np.ndarray, alpha
 
 def claims(ev: Evaluation, table: pd.DataFrame, swap: pd.DataFrame | None = None, margin: float = 0.10,
            alpha: float = 0.05) -> list:
-    """The paper's claims (PAPER.md), each as ``dict(claim, holds, verdict, numbers)`` measured on ``ev``.
+    """The paper's claims (docs/method.md), each as ``dict(claim, holds, verdict, numbers)`` measured on ``ev``.
 
     1. emotion from speech alone: the emotion judge reads the intended emotion in speech2video's
        video more often than chance (exact binomial test);
@@ -306,7 +305,7 @@ def claims(ev: Evaluation, table: pd.DataFrame, swap: pd.DataFrame | None = None
     sc = ev.scores
     # 1
     right = sc[sc.system == s2v].emotion_acc.to_numpy()
-    chance = chance_accuracy(ev)
+    chance = emotion_chance(ev)
     p = binomtest(int(right.sum()), len(right), chance, alternative="greater").pvalue
     acc, lo, hi = table.loc[s2v, ["emotion_acc", "emotion_acc_lo", "emotion_acc_hi"]]
     real_acc = table.loc["real", "emotion_acc"]
@@ -345,7 +344,7 @@ def claims(ev: Evaluation, table: pd.DataFrame, swap: pd.DataFrame | None = None
     if "no_emotion" in systems:
         a = sc[sc.system == s2v].set_index("clip").emotion_acc
         b = sc[sc.system == "no_emotion"].set_index("clip").emotion_acc.reindex(a.index)
-        t = M.mcnemar(a.to_numpy() > 0.5, b.to_numpy() > 0.5)
+        t = metrics.mcnemar(a.to_numpy() > 0.5, b.to_numpy() > 0.5)
         holds = bool(t["accuracy_a"] > t["accuracy_b"] and t["p_value"] < alpha)
         extra = ""
         if swap is not None and len(swap):
@@ -370,7 +369,7 @@ def rating_pairs(generators: dict, data, clips: list, out_dir, sound, fps: int, 
     from pathlib import Path
 
     from .rating import Pair
-    from .video import write_video
+    from ..machinery.video import write_video
 
     if len(generators) != 2:
         raise ValueError(f"a rating pair compares two systems, got {list(generators)}")

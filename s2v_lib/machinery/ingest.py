@@ -47,8 +47,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import EMOTIONS, CorpusConfig
-from .config import progress as progress_bar
+from ..config import EMOTIONS, CorpusConfig
+from ..config import progress as progress_bar
 
 log = logging.getLogger(__name__)
 

@@ -176,14 +176,6 @@ def _is_needed(times: list, i: int, fps: float) -> bool:
     return bool(np.any((k / fps >= lo) & (k / fps < hi)))
 
 
-def square_boxes(boxes: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """(T, 4) x0, y0, x1, y1 boxes -> squares around the same centres, side = scale * max(w, h)."""
-    b = np.asarray(boxes, np.float32)
-    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
-    side = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * scale
-    return np.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], 1)
-
-
 def crop_faces(frames: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     """Crop each frame to its box (x0, y0, x1, y1 in pixels; one box or one per frame) and
     resize to ``size`` x ``size``. Parts of a box outside the frame are filled with the edge."""

@@ -14,7 +14,6 @@ as the judge of LSE-D and LSE-C:
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +22,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import SyncConfig, device
-from .config import progress as progress_bar
-from .runs import load_model, save_model
+from ..config import MEL_PER_FRAME, FeatureConfig, SyncConfig, device, standardize_frames
+from ..config import progress as progress_bar
+from ..machinery.runs import load_model
+from ..trainer import Trainer, Update, adamw_one_cycle
 
-WINDOW = 5         # video frames per window (0.2 s at 25 fps)
 MOUTH_SIZE = (32, 64)  # the lower half of a face crop, resized to this (rows, columns)
 
 
@@ -46,20 +45,25 @@ def _conv(cin, cout, stride):
 
 
 class SyncExpert(nn.Module):
-    """Mouth windows (B, 5, 3, h, w) and mel windows (B, 20, n_mels) -> unit embeddings (B, D), (B, D).
+    """Mouth windows (B, W, 3, h, w) and mel windows (B, mW, n_mels) -> unit embeddings (B, D), (B, D).
 
-    Video: the 5 frames' colour channels stacked (15 channels) through a small 2-D CNN.
-    Audio: the mel window as a one-channel picture (time x frequency) through another.
+    W = ``window`` video frames (5: 0.2 s), m = ``mel_per_frame``. Video: the W frames' colour
+    channels stacked (3W channels) through a small 2-D CNN. Audio: the mel window as a
+    one-channel picture (time x frequency) through another.
     """
 
     kind = "sync_expert"
 
-    def __init__(self, n_mels: int = 80, width: int = 32, embedding_dim: int = 128):
+    def __init__(self, n_mels: int = FeatureConfig.n_mels, width: int = SyncConfig.width,
+                 embedding_dim: int = SyncConfig.embedding_dim, window: int = SyncConfig.window,
+                 mel_per_frame: int = MEL_PER_FRAME):
         super().__init__()
-        self.config = dict(n_mels=n_mels, width=width, embedding_dim=embedding_dim)
+        self.config = dict(n_mels=n_mels, width=width, embedding_dim=embedding_dim, window=window,
+                           mel_per_frame=mel_per_frame)
+        self.window, self.mel_per_frame = window, mel_per_frame
         w = width
         # video 32 x 64 -> 16 x 32 -> 8 x 16 -> 4 x 8 -> 2 x 4; audio 20 x 80 -> 20 x 40 -> 10 x 20 -> 5 x 10 -> 3 x 5
-        self.video = nn.Sequential(_conv(3 * WINDOW, w, 2), _conv(w, 2 * w, 2), _conv(2 * w, 4 * w, 2),
+        self.video = nn.Sequential(_conv(3 * window, w, 2), _conv(w, 2 * w, 2), _conv(2 * w, 4 * w, 2),
                                    _conv(4 * w, 8 * w, 2), nn.AdaptiveAvgPool2d((1, 2)),
                                    nn.Flatten(), nn.Linear(16 * w, embedding_dim))
         self.audio = nn.Sequential(_conv(1, w, (1, 2)), _conv(w, 2 * w, 2), _conv(2 * w, 4 * w, 2),
@@ -67,19 +71,19 @@ class SyncExpert(nn.Module):
                                    nn.Flatten(), nn.Linear(16 * w, embedding_dim))
 
     def embed_video(self, mouths: torch.Tensor) -> torch.Tensor:
-        """(B, 5, 3, h, w) in [0, 1] -> (B, D) unit vectors."""
+        """(B, W, 3, h, w) in [0, 1] -> (B, D) unit vectors."""
         b = mouths.shape[0]
-        return F.normalize(self.video((mouths.reshape(b, -1, *mouths.shape[-2:]) - 0.5) / 0.25), dim=-1)
+        return F.normalize(self.video(standardize_frames(mouths.reshape(b, -1, *mouths.shape[-2:]))), dim=-1)
 
     def embed_audio(self, mel: torch.Tensor) -> torch.Tensor:
-        """(B, 20, n_mels), normalised log-mels -> (B, D) unit vectors."""
+        """(B, mW, n_mels), normalised log-mels -> (B, D) unit vectors."""
         return F.normalize(self.audio(mel[:, None]), dim=-1)
 
     def forward(self, mouths: torch.Tensor, mel: torch.Tensor):
         return self.embed_video(mouths), self.embed_audio(mel)
 
 
-def sync_loss(v: torch.Tensor, a: torch.Tensor, scale: float = 10.0) -> torch.Tensor:
+def contrastive_loss(v: torch.Tensor, a: torch.Tensor, scale: float = 10.0) -> torch.Tensor:
     """Contrastive loss over candidate sounds: ``v`` (B, D), ``a`` (B, K, D) with ``a[:, 0]`` in sync.
 
     L = -log softmax_k(scale * cos(v, a_k))[0]: the in-sync sound must be the most similar of the
@@ -91,53 +95,53 @@ def sync_loss(v: torch.Tensor, a: torch.Tensor, scale: float = 10.0) -> torch.Te
 
 # ----------------------------------------------------------------------------------- windows
 class ClipWindows:
-    """Every 5-frame window of some clips of a cache, with the mel frames under each."""
+    """Every ``window``-frame window of some clips of a cache, with the mel frames under each."""
 
-    def __init__(self, cache, index: pd.DataFrame):
-        self.cache = cache
+    def __init__(self, cache, index: pd.DataFrame, window: int):
+        self.cache, self.window, self.m = cache, window, cache.mel_per_frame
         self.index = index.reset_index(drop=True)
-        self.index = self.index[self.index.n_frames >= WINDOW + 2].reset_index(drop=True)
+        self.index = self.index[self.index.n_frames >= window + 2].reset_index(drop=True)
         if self.index.empty:
-            raise ValueError(f"no clip of at least {WINDOW + 2} frames to make sync windows from")
-        self.m = cache.mel_per_frame
+            raise ValueError(f"no clip of at least {window + 2} frames to make sync windows from")
 
     def clip(self, i: int):
-        """All windows of clip ``i``: mouths (N, 5, 3, 32, 64) and normalised mels (N, 20, n_mels)."""
+        """All windows of clip ``i``: mouths (N, W, 3, 32, 64) and normalised mels (N, mW, n_mels)."""
         r = self.index.iloc[i]
         frames = np.array(self.cache.frames[r.frame_start:r.frame_start + r.n_frames])
         mel = self.cache.normalize(self.cache.mel[r.mel_start:r.mel_start + self.m * r.n_frames])
-        return clip_windows(frames, mel, self.m)
+        return clip_windows(frames, mel, self.m, self.window)
 
 
-def clip_windows(frames, mel, mel_per_frame: int = 4):
-    """Every 5-frame window of one video: face frames (T, R, R, 3) uint8 (or (T, 3, R, R) in [0, 1])
-    and their normalised log-mels (mel_per_frame * T, n_mels) -> mouths (N, 5, 3, 32, 64), mels (N, 20, n_mels)."""
+def clip_windows(frames, mel, mel_per_frame: int, window: int):
+    """Every ``window``-frame window of one video: face frames (T, R, R, 3) uint8 (or (T, 3, R, R) in
+    [0, 1]) and their normalised log-mels (mT, n_mels), m = ``mel_per_frame`` -> mouths (N, W, 3, 32, 64),
+    mels (N, mW, n_mels)."""
     x = frames if isinstance(frames, torch.Tensor) else torch.from_numpy(np.array(frames))
     if x.dtype == torch.uint8:
         x = x.permute(0, 3, 1, 2).float() / 255
-    n = len(x) - WINDOW + 1
+    n = len(x) - window + 1
     if n < 1:
-        raise ValueError(f"a sync window needs {WINDOW} frames; the video has {len(x)}")
+        raise ValueError(f"a sync window needs {window} frames; the video has {len(x)}")
     x = mouth_region(x)
     m = mel_per_frame
-    mouths = torch.stack([x[s:s + WINDOW] for s in range(n)])
-    mels = torch.from_numpy(np.stack([np.asarray(mel[m * s:m * (s + WINDOW)], np.float32) for s in range(n)]))
+    mouths = torch.stack([x[s:s + window] for s in range(n)])
+    mels = torch.from_numpy(np.stack([np.asarray(mel[m * s:m * (s + window)], np.float32) for s in range(n)]))
     return mouths, mels
 
 
 def _batch(windows: ClipWindows, rng, batch: int, negatives: int, max_offset: int, min_offset: int = 2):
     """Mouth windows, each with its in-sync sound first and ``negatives`` shifted sounds of the same clip."""
     mouths, mels = [], []
-    cache, m = windows.cache, windows.m
+    cache, m, w = windows.cache, windows.m, windows.window
     for _ in range(batch):
         r = windows.index.iloc[int(rng.integers(len(windows.index)))]
-        n = int(r.n_frames) - WINDOW + 1
+        n = int(r.n_frames) - w + 1
         s = int(rng.integers(n))
         offs = [o for o in range(-max_offset, max_offset + 1) if abs(o) >= min_offset and 0 <= s + o < n]
         pick = [s] + [s + int(o) for o in rng.choice(offs, size=negatives, replace=len(offs) < negatives)]
-        f = np.array(cache.frames[r.frame_start + s:r.frame_start + s + WINDOW])
+        f = np.array(cache.frames[r.frame_start + s:r.frame_start + s + w])
         mouths.append(torch.from_numpy(f).permute(0, 3, 1, 2).float() / 255)
-        mel = np.stack([np.asarray(cache.mel[r.mel_start + m * p:r.mel_start + m * (p + WINDOW)]) for p in pick])
+        mel = np.stack([np.asarray(cache.mel[r.mel_start + m * p:r.mel_start + m * (p + w)]) for p in pick])
         mels.append(torch.from_numpy(cache.normalize(mel)))
     return mouth_region(torch.stack(mouths)), torch.stack(mels)
 
@@ -147,32 +151,28 @@ def train_sync_expert(cache, index: pd.DataFrame, cfg: SyncConfig, seed: int = 0
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dev = device()
-    windows = ClipWindows(cache, index)
-    model = SyncExpert(cache.mel.shape[1], cfg.width, cfg.embedding_dim).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
-    model.train()
-    history, t0 = [], time.perf_counter()
-    bar = progress_bar(range(cfg.steps), progress, desc="sync expert", unit="step")
-    for step in bar:
-        mouths, mels = _batch(windows, rng, cfg.batch_size, cfg.negatives, cfg.max_offset)
+    windows = ClipWindows(cache, index, cfg.window)
+    model = SyncExpert(cache.mel.shape[1], cfg.width, cfg.embedding_dim, cfg.window, cache.mel_per_frame).to(dev)
+    optimizer, scheduler = adamw_one_cycle(model.parameters(), cfg.lr, cfg.weight_decay, cfg.steps, warmup=0.1)
+
+    def sample():
+        return _batch(windows, rng, cfg.batch_size, cfg.negatives, cfg.max_offset)
+
+    def loss(batch):
+        mouths, mels = batch
         b, k = mels.shape[:2]
         v = model.embed_video(mouths.to(dev))
         a = model.embed_audio(mels.to(dev).reshape(b * k, *mels.shape[2:])).reshape(b, k, -1)
-        loss = sync_loss(v, a, cfg.scale)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
         with torch.no_grad():
-            acc = (torch.einsum("bd,bkd->bk", v, a).argmax(1) == 0).float().mean().item()
-        history.append(dict(step=step + 1, loss=float(loss.detach()), acc=acc, seconds=time.perf_counter() - t0))
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{acc:.2f}")
+            acc = (torch.einsum("bd,bkd->bk", v, a).argmax(1) == 0).float().mean()
+        return contrastive_loss(v, a, cfg.scale), dict(acc=acc)
+
+    model.train()
+    history = Trainer(sample, [Update(optimizer, loss, scheduler)], "sync expert", progress).run(cfg.steps)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return model, pd.DataFrame(history)
+    return model, history
 
 
 # ----------------------------------------------------------------------------------- judging
@@ -185,7 +185,7 @@ def embed_clip(expert: SyncExpert, mouths: torch.Tensor, mels: torch.Tensor, bat
     return v, a
 
 
-def offset_profile(v: torch.Tensor, a: torch.Tensor, max_offset: int = 15) -> dict:
+def offset_profile(v: torch.Tensor, a: torch.Tensor, max_offset: int = SyncConfig.max_offset) -> dict:
     """Mean distance d(o) between video window t and audio window t + o, for o in [-max_offset, max_offset].
 
     Only pairs inside the clip count. Returns ``offsets``, ``dists``, ``offset`` (argmin),
@@ -201,12 +201,14 @@ def offset_profile(v: torch.Tensor, a: torch.Tensor, max_offset: int = 15) -> di
                 lse_c=float(np.median(dists) - dists[k]))
 
 
-def sync_scores(expert: SyncExpert, frames, mel, mel_per_frame: int = 4, max_offset: int = 15) -> dict:
+def sync_scores(expert: SyncExpert, frames, mel, max_offset: int = SyncConfig.max_offset) -> dict:
     """LSE-D, LSE-C and the best offset of one video with its sound (see ``offset_profile``)."""
-    return offset_profile(*embed_clip(expert, *clip_windows(frames, mel, mel_per_frame)), max_offset)
+    windows = clip_windows(frames, mel, expert.mel_per_frame, expert.window)
+    return offset_profile(*embed_clip(expert, *windows), max_offset)
 
 
-def evaluate_sync(expert: SyncExpert, cache, index: pd.DataFrame, max_offset: int = 15, shift_min: int = 3,
+def evaluate_sync(expert: SyncExpert, cache, index: pd.DataFrame, max_offset: int = SyncConfig.max_offset,
+                  shift_min: int = 3,
                   seed: int = 0, progress: bool = True) -> dict:
     """How well the expert judges real clips of ``index``.
 
@@ -215,7 +217,7 @@ def evaluate_sync(expert: SyncExpert, cache, index: pd.DataFrame, max_offset: in
     ``offset_within_1``: within one frame. Also the mean LSE-D / LSE-C of the real clips.
     """
     rng = np.random.default_rng(seed)
-    windows = ClipWindows(cache, index)
+    windows = ClipWindows(cache, index, expert.window)
     hits, total, offs, lse_d, lse_c = 0, 0, [], [], []
     for i in progress_bar(range(len(windows.index)), progress, desc="sync check", unit="clip"):
         v, a = embed_clip(expert, *windows.clip(i))
@@ -241,7 +243,7 @@ def evaluate_sync(expert: SyncExpert, cache, index: pd.DataFrame, max_offset: in
 def load_sync_expert(path) -> SyncExpert:
     """A frozen ``SyncExpert`` saved by ``get_sync_expert`` (``torch.load(weights_only=True)``)."""
     model = load_model(path, "sync_expert", {"sync_expert": SyncExpert}, map_location=device(),
-                       hint="train it with s2v_lib.sync.get_sync_expert (notebook 04)")
+                       hint="train it with s2v_lib.gan.sync.get_sync_expert (notebook 04)")
     for p in model.parameters():
         p.requires_grad_(False)
     return model
@@ -250,17 +252,12 @@ def load_sync_expert(path) -> SyncExpert:
 def get_sync_expert(cache, run, cfg: SyncConfig, seed: int = 0, retrain: bool = False, progress: bool = True):
     """The run's sync expert: ``<run>/checkpoints/sync_expert.pt`` if trained on the same data and
     settings, else trained now on the training clips of pools A and B and saved. Returns ``(expert, history)``."""
-    from .runs import trained
+    from ..machinery.runs import trained_model
 
     path = Path(run) / "checkpoints" / "sync_expert.pt"
     idx = cache.index
     index = idx[idx.pool.isin(["A", "B"]) & idx.split.eq("train")]
 
-    def train():
-        model, history = train_sync_expert(cache, index, cfg, seed, progress)
-        save_model(model, path, trained_on=f"pools A and B, split train: {len(index)} clips")
-        return model, history
-
     key = dict(cache=cache.info.get("fingerprint"), config=dataclasses.asdict(cfg), seed=seed)
-    model, history, _ = trained(path, key, train, lambda: load_sync_expert(path), retrain)
-    return model, history
+    return trained_model(path, key, lambda: train_sync_expert(cache, index, cfg, seed, progress),
+                         lambda: load_sync_expert(path), f"pools A and B, split train: {len(index)} clips", retrain)

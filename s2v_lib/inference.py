@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import AudioError, load_audio, log_mel, to_mono
+from .machinery.audio import AudioError, load_audio, log_mel, to_mono
 from .config import EMOTIONS, FeatureConfig, device
 from .config import progress as progress_bar
-from .train import to_uint8
-from .video import VideoWriter
+from .gan.train import to_uint8
+from .machinery.video import VideoWriter
 
 #: What a folder of recordings is searched for (by file name extension, any case).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aac")
@@ -44,31 +44,43 @@ CHUNK_FRAMES_64PX = 50
 
 
 class Speech2VideoModel:
-    """A run's two audio students, one generator and the feature cache's normalisation, loaded once.
+    """Two audio students, one generator and the log-mel settings and normalisation they were trained with.
 
     ``generate(speech, out_path, ...)`` turns one recording into a video (see ``generate_video``);
-    ``from_run(run, system)`` loads the networks a run's notebooks 03 and 04 trained.
+    ``from_run(run, system)`` loads the networks a run's notebooks 03 and 04 trained, with its feature
+    cache's settings. The constructor takes the networks and those settings explicitly, so that any
+    networks can be used (untrained ones of the course sizes, in ``benchmarks/bench_generate.py``):
+    ``features`` (a ``FeatureConfig`` or its fields as a dict), ``fps`` and ``sample_rate`` (the video
+    and audio rates), ``mel_mean`` and ``mel_std`` (per band, or scalars: ``normalize`` z-scores each
+    band with them), ``mel_floor`` (the normalised log-mel each band is floored at, ``corpus_mel_floor``;
+    None: no floor). ``run`` (a run directory) and ``cache`` (its ``FeatureCache``) are needed only
+    for ``emotion_prototypes``.
     ``chunk_frames``: how many video frames the generator makes at once (``CHUNK_FRAMES_64PX``).
     """
 
-    def __init__(self, emotion_student, identity_student, generator, cache, run=None, name: str = "speech2video"):
+    def __init__(self, emotion_student, identity_student, generator, *, features, fps: int, sample_rate: int,
+                 mel_mean, mel_std, mel_floor=None, run=None, cache=None, name: str = "speech2video"):
         self.emotion_student, self.identity_student, self.generator = emotion_student, identity_student, generator
         self.cache, self.name = cache, name
         self.run = None if run is None else Path(run)
-        self.features = FeatureConfig(**cache.info["features"])
-        self.fps, self.sample_rate = int(cache.info["fps"]), int(cache.info["sample_rate"])
-        self.mel_per_frame = int(cache.info["mel_per_frame"])
-        self.resolution = generator.cfg.resolution
+        self.features = features if isinstance(features, FeatureConfig) else FeatureConfig(**features)
+        self.fps, self.sample_rate = int(fps), int(sample_rate)
+        self.mel_per_frame = self.features.mel_per_frame(self.sample_rate, self.fps)
+        n_mels = self.features.n_mels
+        self.mel_mean = np.broadcast_to(np.asarray(mel_mean, np.float32), (n_mels,)).copy()
+        self.mel_std = np.broadcast_to(np.asarray(mel_std, np.float32), (n_mels,)).copy()
+        self.mel_floor = (np.full(n_mels, -np.inf, np.float32) if mel_floor is None
+                          else np.broadcast_to(np.asarray(mel_floor, np.float32), (n_mels,)).copy())
+        self.resolution = generator.resolution
         self.chunk_frames = max(4, CHUNK_FRAMES_64PX * 64 ** 2 // self.resolution ** 2)
         self._prototypes: dict | None = None
-        self._floor: np.ndarray | None = None
-        sizes = dict(cache=self.features.n_mels, emotion_student=emotion_student.config["n_mels"],
-                     identity_student=identity_student.config["n_mels"], generator=generator.cfg.n_mels)
+        sizes = dict(features=n_mels, emotion_student=emotion_student.config["n_mels"],
+                     identity_student=identity_student.config["n_mels"], generator=generator.n_mels)
         if len(set(sizes.values())) > 1:
             raise ValueError(f"the feature cache and the networks disagree on the number of mel bands ({sizes}): "
                              f"were they made in the same run?")
-        for what, student, dim in (("emotion", emotion_student, generator.cfg.emotion_dim),
-                                   ("identity", identity_student, generator.cfg.identity_dim)):
+        for what, student, dim in (("emotion", emotion_student, generator.emotion_dim),
+                                   ("identity", identity_student, generator.identity_dim)):
             if student.config["embedding_dim"] != dim:
                 raise ValueError(f"the generator expects a {dim}-d {what} embedding but the {what} student gives "
                                  f"{student.config['embedding_dim']}-d: re-run notebook 04 after notebook 03")
@@ -76,13 +88,14 @@ class Speech2VideoModel:
     @classmethod
     def from_run(cls, run="runs/course", system: str = "speech2video", checkpoint=None) -> "Speech2VideoModel":
         """The students of ``<run>/checkpoints`` and the generator of ``gan_<system>.pt`` there (or of
-        ``checkpoint``, any file ``train.GANTrainer.save`` wrote), with the run's feature cache.
+        ``checkpoint``, any file ``train.GANTrainer.save`` wrote), with the run's feature cache: its
+        log-mel settings, rates, normalisation and noise floor (``corpus_mel_floor``).
 
         A missing file is an error that names the notebook that makes it.
         """
         from .data import open_cache
         from .students import load_student
-        from .train import SYSTEMS, load_generator
+        from .gan.train import SYSTEMS, load_generator
 
         run = Path(run)
         if checkpoint is None and system not in SYSTEMS:
@@ -93,7 +106,10 @@ class Speech2VideoModel:
         ident = load_student(ckpt / "identity_student.pt", "identity_student")
         gan = Path(checkpoint) if checkpoint is not None else ckpt / f"gan_{system}.pt"
         generator = load_generator(gan, map_location=device())
-        return cls(emo, ident, generator, cache, run, name=system if checkpoint is None else gan.stem)
+        return cls(emo, ident, generator, features=cache.info["features"], fps=cache.info["fps"],
+                   sample_rate=cache.info["sample_rate"], mel_mean=cache.mel_mean, mel_std=cache.mel_std,
+                   mel_floor=corpus_mel_floor(cache), run=run, cache=cache,
+                   name=system if checkpoint is None else gan.stem)
 
     def __repr__(self) -> str:
         return (f"Speech2VideoModel({self.name}: {self.resolution} px at {self.fps} fps"
@@ -132,7 +148,7 @@ class Speech2VideoModel:
         return audio, source, notes
 
     def log_mel(self, audio: np.ndarray) -> np.ndarray:
-        """Normalised log-mels (4T, n_mels) for T = ceil(duration * fps) video frames, as the networks saw in
+        """Normalised log-mels (mT, n_mels), m = ``mel_per_frame``, for T = ceil(duration * fps) video frames, as the networks saw in
         training; computed ``MEL_BLOCK_S`` seconds at a time (the same numbers as all at once)."""
         hop = self.features.hop_length(self.sample_rate)
         n_frames = math.ceil(len(audio) / (self.sample_rate // self.fps))
@@ -148,41 +164,26 @@ class Speech2VideoModel:
         mel = np.concatenate(blocks)[:n_mel]
         if len(mel) < n_mel:  # the last video frame's mel frames past the end of the sound repeat the last one
             mel = np.concatenate([mel, np.repeat(mel[-1:], n_mel - len(mel), 0)])
-        return np.maximum(self.cache.normalize(mel), self.mel_floor)
+        return np.maximum(self.normalize(mel), self.mel_floor)
 
-    @property
-    def mel_floor(self) -> np.ndarray:
-        """The quietest normalised log-mel of each band in the run's training sound (its noise floor:
-        the 0.1st percentile).
-
-        Digital silence (log of ~0) lies far below anything the networks saw, and they answer it with
-        nonsense (a pale face, "fear"); floored at the corpus's background noise, silence reads as
-        the pauses between words do.
-        """
-        if self._floor is None:
-            mel = self.cache.mel
-            step = max(1, len(mel) // 200_000)  # a subsample of the frames is plenty for a minimum
-            # the 0.1st percentile rather than the minimum: one digitally silent clip in a real corpus
-            # would put the minimum at log(1e-10), and silence would again be far out of range
-            self._floor = self.cache.normalize(np.percentile(np.asarray(mel[::step]), 0.1, axis=0)).astype(np.float32)
-        return self._floor
+    def normalize(self, mel) -> np.ndarray:
+        """Log-mels as the networks see them: each band z-scored by ``mel_mean`` and ``mel_std``, float32."""
+        return ((np.asarray(mel) - self.mel_mean) / self.mel_std).astype(np.float32)
 
     def predict(self, mel: np.ndarray) -> dict:
-        """Both students on normalised log-mels (4T, n_mels): ``probs`` (6,), ``emotion_embedding`` (De,),
+        """Both students on normalised log-mels (mT, n_mels), m = ``mel_per_frame``,: ``probs`` (6,), ``emotion_embedding`` (De,),
         ``identity`` (Di,) unit vector, ``windows`` (how many pieces the students heard).
 
-        Up to ``STUDENT_WINDOW_S`` seconds this is ``students.predict`` on the whole utterance; a longer
+        Up to ``STUDENT_WINDOW_S`` seconds this is ``students.predict_utterances`` on the whole utterance; a longer
         recording is cut into near-equal windows and their predictions averaged, weighted by length.
         """
-        from .students import Utterances, predict
+        from .students import predict_utterances
 
         n_frames = len(mel) // self.mel_per_frame
         k = math.ceil(n_frames / int(STUDENT_WINDOW_S * self.fps))
         edges = np.linspace(0, n_frames, k + 1).round().astype(int) * self.mel_per_frame
         pieces = [np.ascontiguousarray(mel[a:b]) for a, b in zip(edges[:-1], edges[1:])]
-        # students.predict reads only the utterances' mel; the other fields are unused here
-        utts = Utterances(meta=None, mel=pieces, soft=[], face=np.zeros((k, 0), np.float32))
-        pred = predict(self.emotion_student, self.identity_student, utts)
+        pred = predict_utterances(self.emotion_student, self.identity_student, pieces)
         w = np.diff(edges).astype(np.float64)[:, None] / edges[-1]
         identity = (w * pred["identity"]).sum(0)
         return dict(probs=(w * pred["probs"]).sum(0).astype(np.float32),
@@ -200,7 +201,7 @@ class Speech2VideoModel:
         ``<run>/checkpoints/emotion_prototypes.npz``, computed again when the emotion student or the
         teacher features are newer. Emotions the teacher never reads there have no prototype.
         """
-        from .students import Utterances, predict
+        from .students import Utterances, predict_utterances
         from .teachers import open_features
 
         if self._prototypes is not None:
@@ -208,13 +209,17 @@ class Speech2VideoModel:
         if self.run is None:
             raise ValueError("emotion prototypes come from a run directory: load the model with "
                              "Speech2VideoModel.from_run")
+        if self.cache is None:
+            from .data import open_cache
+
+            self.cache = open_cache(self.run)
         path = self.run / "checkpoints" / "emotion_prototypes.npz"
         student = self.run / "checkpoints" / "emotion_student.pt"
         features = open_features(self.run, self.cache)
         newest = max(student.stat().st_mtime_ns, max(f.stat().st_mtime_ns for f in Path(features.root).iterdir()))
         if not path.exists() or path.stat().st_mtime_ns < newest:
             utts = Utterances.load(self.cache, features, pools=("B",), splits=("train",))
-            pred = predict(self.emotion_student, self.identity_student, utts)
+            pred = predict_utterances(self.emotion_student, self.identity_student, utts.mel)
             guess = np.array([soft.mean(0).argmax() for soft in utts.soft])
             found = sorted(set(guess.tolist()))
             tmp = path.with_suffix(".tmp.npz")
@@ -291,6 +296,21 @@ class Speech2VideoModel:
                     emotion_used=used,
                     student_windows=pred["windows"], seconds=seconds, realtime_factor=duration / seconds,
                     source=source, notes=notes)
+
+
+def corpus_mel_floor(cache) -> np.ndarray:
+    """The quietest normalised log-mel of each band in a feature cache's training sound (its noise floor:
+    the 0.1st percentile), (n_mels,) float32: what ``Speech2VideoModel`` floors log-mels at.
+
+    Digital silence (log of ~0) lies far below anything the networks saw, and they answer it with
+    nonsense (a pale face, "fear"); floored at the corpus's background noise, silence reads as
+    the pauses between words do.
+    """
+    mel = cache.mel
+    step = max(1, len(mel) // 200_000)  # a subsample of the frames is plenty for a minimum
+    # the 0.1st percentile rather than the minimum: one digitally silent clip in a real corpus
+    # would put the minimum at log(1e-10), and silence would again be far out of range
+    return cache.normalize(np.percentile(np.asarray(mel[::step]), 0.1, axis=0)).astype(np.float32)
 
 
 def face_image(image, resolution: int) -> torch.Tensor:
@@ -393,7 +413,7 @@ def describe(report: dict) -> str:
     return "\n".join([line] + [f"  note: {n}" for n in report["notes"]])
 
 
-def summary(reports: list[dict]) -> str:
+def batch_summary(reports: list[dict]) -> str:
     """A table of a folder's reports: file, status, duration, emotion, seconds, real-time factor."""
     rows = [("file", "status", "audio s", "emotion", "seconds", "x real time")]
     for r in reports:

@@ -6,9 +6,9 @@
 * ``SequenceDiscriminator``: is this window of frames real motion (blinks, head motion,
   expression dynamics) for this emotion? Frames encoded one by one, then a temporal CNN;
   projection on the emotion embedding.
-* sync: the frozen sync expert (``s2v_lib.sync``) scores mouth against sound (``sync_loss``).
+* sync: the frozen sync expert (``s2v_lib.gan.sync``) scores mouth against sound (``sync_expert_loss``).
 * emotion: the frozen emotion teacher judges generated frames against the emotion the speech
-  implies (``emotion_loss``).
+  implies (``emotion_expert_loss``).
 
 Losses are functions with their equations: hinge adversarial losses, L1 reconstruction with
 extra weight on the mouth, identity through the identity teacher.
@@ -20,6 +20,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
+from ..config import CorpusConfig, GANConfig, StudentConfig, TeacherConfig, halvings, standardize_frames
+
 
 def _down(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(spectral_norm(nn.Conv2d(cin, cout, 4, 2, 1)), nn.LeakyReLU(0.2))
@@ -30,19 +32,20 @@ class _FrameEncoder(nn.Module):
 
     def __init__(self, resolution: int, width: int, out_dim: int):
         super().__init__()
-        n = {32: 3, 64: 4, 128: 5, 256: 6}[resolution]
+        n = halvings(resolution)
         chans = [3] + [min(width * 2 ** k, 256) for k in range(n)]
         self.net = nn.Sequential(*[_down(chans[k], chans[k + 1]) for k in range(n)], nn.Flatten(),
                                  spectral_norm(nn.Linear(chans[-1] * 16, out_dim)), nn.LeakyReLU(0.2))
 
     def forward(self, x):
-        return self.net(x * 2 - 1)
+        return self.net(standardize_frames(x) / 2)  # in [-1, 1]
 
 
 class FrameDiscriminator(nn.Module):
     """Frames (N, 3, R, R) and identity embeddings (N, Di) -> realism scores (N,)."""
 
-    def __init__(self, resolution: int = 64, identity_dim: int = 128, width: int = 32, feature_dim: int = 256):
+    def __init__(self, resolution: int = CorpusConfig.resolution, identity_dim: int = TeacherConfig.identity_embedding_dim,
+                 width: int = GANConfig.d_width, feature_dim: int = 256):
         super().__init__()
         self.encode = _FrameEncoder(resolution, width, feature_dim)
         self.score = spectral_norm(nn.Linear(feature_dim, 1))
@@ -56,7 +59,8 @@ class FrameDiscriminator(nn.Module):
 class SequenceDiscriminator(nn.Module):
     """Windows (B, T, 3, R, R) and emotion embeddings (B, De) -> realism scores (B,) of the motion."""
 
-    def __init__(self, resolution: int = 64, emotion_dim: int = 64, width: int = 16, feature_dim: int = 128):
+    def __init__(self, resolution: int = CorpusConfig.resolution, emotion_dim: int = StudentConfig.emotion_embedding_dim,
+                 width: int = GANConfig.d_width, feature_dim: int = 128):
         super().__init__()
         self.encode = _FrameEncoder(resolution, width, feature_dim)
         self.temporal = nn.Sequential(spectral_norm(nn.Conv1d(2 * feature_dim, feature_dim, 3, padding=1)),
@@ -85,14 +89,14 @@ def g_hinge_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return -fake_scores.mean()
 
 
-def mouth_weights(resolution: int, weight: float = 4.0, device=None) -> torch.Tensor:
+def mouth_weights(resolution: int, weight: float = GANConfig.mouth_weight, device=None) -> torch.Tensor:
     """(R, R) pixel weights: 1 everywhere, ``weight`` on the mouth (rows 60-90 %, columns 25-75 %)."""
     w = torch.ones(resolution, resolution, device=device)
     w[int(0.6 * resolution):int(0.9 * resolution), int(0.25 * resolution):int(0.75 * resolution)] = weight
     return w / w.mean()
 
 
-def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor, mouth_weight: float = 4.0) -> torch.Tensor:
+def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor, mouth_weight: float = GANConfig.mouth_weight) -> torch.Tensor:
     """L1 between generated and real frames (..., 3, R, R), the mouth region weighted ``mouth_weight`` times.
 
     L = mean(w * |fake - real|), with the weights w normalised to mean 1.
@@ -101,26 +105,28 @@ def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor, mouth_weight: fl
     return (w * (fake - real).abs()).mean()
 
 
-def sync_loss(expert, video: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+def sync_expert_loss(expert, video: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
     """The frozen sync expert as a loss (Wav2Lip): -log of its in-sync probability, averaged over windows.
 
-    ``video`` (B, T, 3, R, R), ``mel`` (B, 4T, n_mels) normalised. Windows of 5 frames every
-    frame; p = (1 + cos(v, a)) / 2 turns the cosine of the two embeddings into a probability.
+    ``video`` (B, T, 3, R, R), ``mel`` (B, mT, n_mels) normalised (m = the expert's ``mel_per_frame``).
+    Windows of the expert's W frames (5) every frame; p = (1 + cos(v, a)) / 2 turns the cosine of the
+    two embeddings into a probability.
     """
-    from .sync import WINDOW, mouth_region
+    from .sync import mouth_region
 
     b, t = video.shape[:2]
-    if t < WINDOW:
-        raise ValueError(f"sync needs at least {WINDOW} frames, got {t}")
-    starts = range(t - WINDOW + 1)
-    mouths = mouth_region(torch.stack([video[:, s:s + WINDOW] for s in starts], 1).flatten(0, 1))
-    mels = torch.stack([mel[:, 4 * s:4 * (s + WINDOW)] for s in starts], 1).flatten(0, 1)
+    w, m = expert.window, expert.mel_per_frame
+    if t < w:
+        raise ValueError(f"sync needs at least {w} frames, got {t}")
+    starts = range(t - w + 1)
+    mouths = mouth_region(torch.stack([video[:, s:s + w] for s in starts], 1).flatten(0, 1))
+    mels = torch.stack([mel[:, m * s:m * (s + w)] for s in starts], 1).flatten(0, 1)
     v, a = expert.embed_video(mouths), expert.embed_audio(mels)
     p = ((1 + (v * a).sum(-1)) / 2).clamp(1e-6, 1)
     return -torch.log(p).mean()
 
 
-def emotion_loss(teacher, frames: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+def emotion_expert_loss(teacher, frames: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
     """The frozen emotion teacher judges generated frames (N, 3, R, R) against the emotion speech implies.
 
     Cross-entropy  -sum_k q_k log p_teacher(k | frame)  with q (N, 6) the target distribution
@@ -130,6 +136,6 @@ def emotion_loss(teacher, frames: torch.Tensor, target_probs: torch.Tensor) -> t
     return -(target_probs * F.log_softmax(logits, -1)).sum(-1).mean()
 
 
-def identity_loss(teacher, frames: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def identity_expert_loss(teacher, frames: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """1 - cos(identity teacher(frames), target embedding), averaged: the face must look like that person."""
     return (1 - F.cosine_similarity(teacher(frames), target, dim=-1)).mean()

@@ -11,14 +11,13 @@ Checkpoints (every ``checkpoint_every`` steps and at the end) hold the weights, 
 the step, the EMA generator and every random state, written to a temporary file and renamed; a
 run killed and resumed gives the same losses as one that never stopped. Several GPUs: launch with
 ``torchrun --nproc_per_node N`` and the models are wrapped in DistributedDataParallel
-(``python -m s2v_lib.train ddp-check`` is the self-test the suite runs with 2 CPU processes, gloo).
+(``python -m s2v_lib.gan.train ddp-check`` is the self-test the suite runs with 2 CPU processes, gloo).
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +25,10 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from . import discriminators as D
-from .config import GANConfig, device
-from .config import progress as progress_bar
+from . import discriminators
+from ..config import GANConfig, GeneratorConfig, device, with_overrides
 from .generator import Generator
+from ..trainer import Trainer, Update
 
 
 # ----------------------------------------------------------------------------------- data
@@ -37,7 +36,7 @@ from .generator import Generator
 class GANData:
     """Training windows for the GAN: real frames and sound, with the students' view of each clip.
 
-    Per clip ``k``: ``frames[k]`` (T, R, R, 3) uint8 and ``mel[k]`` (4T, n_mels) normalised;
+    Per clip ``k``: ``frames[k]`` (T, R, R, 3) uint8 and ``mel[k]`` (mT, n_mels) normalised (m = ``mel_per_frame``);
     ``identity[k]`` and ``emotion[k]`` the students' embeddings of its sound (the generator's
     inputs), ``emotion_probs[k]`` the emotion student's distribution (the emotion loss's target),
     ``face[k]`` the identity teacher's embedding of its real face (the identity loss's target),
@@ -54,14 +53,20 @@ class GANData:
     reference: np.ndarray
     meta: pd.DataFrame | None = None
 
+    @property
+    def mel_per_frame(self) -> int:
+        """Mel frames per video frame, as the clips hold them."""
+        return len(self.mel[0]) // len(self.frames[0])
+
     @classmethod
-    def synthetic(cls, n_clips: int = 4, n_frames: int = 12, resolution: int = 64, seed: int = 0) -> "GANData":
+    def synthetic(cls, n_clips: int = 4, n_frames: int = 12, resolution: int = 64, seed: int = 0,
+                  n_mels: int = 80, mel_per_frame: int = 4) -> "GANData":
         """Random data of the right shapes (tests, benchmarks, the DDP self-test)."""
         rng = np.random.default_rng(seed)
         unit = lambda n, d: (lambda x: x / np.linalg.norm(x, axis=1, keepdims=True))(  # noqa: E731
             rng.normal(size=(n, d))).astype(np.float32)
         return cls([rng.integers(0, 256, (n_frames, resolution, resolution, 3), np.uint8) for _ in range(n_clips)],
-                   [rng.normal(size=(4 * n_frames, 80)).astype(np.float32) for _ in range(n_clips)],
+                   [rng.normal(size=(mel_per_frame * n_frames, n_mels)).astype(np.float32) for _ in range(n_clips)],
                    unit(n_clips, 128), rng.normal(size=(n_clips, 64)).astype(np.float32),
                    np.full((n_clips, 6), 1 / 6, np.float32), unit(n_clips, 128),
                    rng.integers(0, 256, (n_clips, resolution, resolution, 3), np.uint8))
@@ -69,13 +74,13 @@ class GANData:
     @classmethod
     def from_run(cls, cache, features, emotion_student, identity_student, clips) -> "GANData":
         """The clips ``clips`` (names, all in the teacher features) with the students' predictions on their sound."""
-        from .students import Utterances, predict
+        from ..students import Utterances, predict_utterances
 
         utts = Utterances.load(cache, features, pools=sorted(features.index.pool.unique()))
         utts = utts.subset(utts.meta["clip"].isin(list(clips)).to_numpy())
         if len(utts) == 0:
             raise ValueError("none of the given clips has teacher features")
-        pred = predict(emotion_student, identity_student, utts)
+        pred = predict_utterances(emotion_student, identity_student, utts.mel)
         frames = [cache.clip_frames(c) for c in utts.meta["clip"]]
         names, speakers = utts.meta["clip"].to_numpy(), utts.meta.speaker.to_numpy()
         reference = []
@@ -96,14 +101,14 @@ class GANData:
 
     def batch(self, rng: np.random.Generator, batch_size: int, window: int) -> dict:
         clips = rng.integers(len(self.frames), size=batch_size)
-        real, mel = [], []
+        real, mel, m = [], [], self.mel_per_frame
         for k in clips:
             n = len(self.frames[k])
             if n < window:
                 raise ValueError(f"clip {k} has {n} frames, fewer than the training window ({window})")
             s = int(rng.integers(n - window + 1))
             real.append(np.asarray(self.frames[k][s:s + window]))
-            mel.append(self.mel[k][4 * s:4 * (s + window)])
+            mel.append(self.mel[k][m * s:m * (s + window)])
         to_img = lambda a: torch.from_numpy(np.ascontiguousarray(a)).movedim(-1, -3).float() / 255  # noqa: E731
         return dict(real=to_img(np.stack(real)), mel=torch.from_numpy(np.stack(mel)),
                     identity=torch.from_numpy(self.identity[clips]), emotion=torch.from_numpy(self.emotion[clips]),
@@ -136,11 +141,10 @@ class GANTrainer:
             for p in m.parameters():
                 p.requires_grad_(False)
         torch.manual_seed(seed)
-        self.G = Generator(resolution=resolution, width=cfg.width, identity_from=cfg.identity_from,
-                           use_emotion=cfg.use_emotion, use_noise=cfg.use_noise,
-                           identity_dim=data.identity.shape[1], emotion_dim=data.emotion.shape[1]).to(self.dev)
-        self.Df = D.FrameDiscriminator(resolution, data.identity.shape[1], cfg.d_width).to(self.dev)
-        self.Ds = D.SequenceDiscriminator(resolution, data.emotion.shape[1], cfg.d_width).to(self.dev)
+        self.G = Generator(resolution, data.identity.shape[1], data.emotion.shape[1], data.mel[0].shape[1],
+                           data.mel_per_frame, **dataclasses.asdict(cfg.generator)).to(self.dev)
+        self.Df = discriminators.FrameDiscriminator(resolution, data.identity.shape[1], cfg.d_width).to(self.dev)
+        self.Ds = discriminators.SequenceDiscriminator(resolution, data.emotion.shape[1], cfg.d_width).to(self.dev)
         self.ema = copy.deepcopy(self.G).eval() if cfg.ema else None
         self.distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         if self.distributed:
@@ -157,58 +161,72 @@ class GANTrainer:
         self.step_count = 0
 
     # ------------------------------------------------------------------ one step
-    def step(self) -> dict:
-        cfg = self.cfg
-        b = {k: v.to(self.dev) for k, v in self.data.batch(self.rng, cfg.batch_size, cfg.window).items()}
-        real, mel = b["real"], b["mel"]
-        n, t = real.shape[:2]
-        gen_kw = dict(identity=b["identity"], emotion=b["emotion"], identity_image=b["reference"])
-        cond = _unwrap(self.G).identity_vector(b["identity"], b["reference"]).detach()
-        cond_f = cond.repeat_interleave(t, 0)
-        with torch.autocast(self.dev.type, enabled=self.amp):
-            # 1. discriminators
-            with torch.no_grad():
-                fake, _ = self.G(mel, **gen_kw)
-            d_loss = D.d_hinge_loss(self.Df(real.flatten(0, 1), cond_f), self.Df(fake.flatten(0, 1), cond_f))
-            if cfg.use_sequence:
-                d_loss = d_loss + D.d_hinge_loss(self.Ds(real, b["emotion"]), self.Ds(fake, b["emotion"]))
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler.scale(d_loss).backward()
-        self.scaler.step(self.opt_d)
-        with torch.autocast(self.dev.type, enabled=self.amp):
-            # 2. generator
-            fake, _ = self.G(mel, **gen_kw)
-            frames = fake.flatten(0, 1)
-            parts = dict(adv_frame=D.g_hinge_loss(self.Df(frames, cond_f)),
-                         l1=D.reconstruction_loss(fake, real, cfg.mouth_weight))
-            if cfg.use_sequence:
-                parts["adv_sequence"] = D.g_hinge_loss(self.Ds(fake, b["emotion"]))
-            if cfg.use_sync and "sync" in self.experts:
-                parts["sync"] = D.sync_loss(self.experts["sync"], fake, mel)
-            if cfg.use_emotion and "emotion_teacher" in self.experts:
-                parts["emotion"] = D.emotion_loss(self.experts["emotion_teacher"], frames,
-                                                  b["emotion_probs"].repeat_interleave(t, 0))
-            if "identity_teacher" in self.experts:
-                parts["identity"] = D.identity_loss(self.experts["identity_teacher"], frames,
-                                                    b["face"].repeat_interleave(t, 0))
-            weights = dict(adv_frame=cfg.w_adv_frame, adv_sequence=cfg.w_adv_sequence, l1=cfg.w_l1,
-                           sync=cfg.w_sync, emotion=cfg.w_emotion, identity=cfg.w_identity)
-            g_loss = sum(weights[k] * v for k, v in parts.items())
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler.scale(g_loss).backward()
-        self.scaler.step(self.opt_g)
-        self.scaler.update()
+    def sample(self) -> dict:
+        """A batch of training windows on the device, with the generator's identity condition ``cond``."""
+        b = {k: v.to(self.dev) for k, v in self.data.batch(self.rng, self.cfg.batch_size, self.cfg.window).items()}
+        b["cond"] = _unwrap(self.G).identity_vector(b["identity"], b["reference"]).detach()
+        return b
+
+    def generate(self, b: dict) -> torch.Tensor:
+        """The generator's video for a batch: (B, T, 3, R, R)."""
+        return self.G(b["mel"], identity=b["identity"], emotion=b["emotion"], identity_image=b["reference"])[0]
+
+    def discriminator_loss(self, b: dict):
+        """Hinge loss of the frame (and sequence) discriminators on real windows against generated ones."""
+        real, t = b["real"], b["real"].shape[1]
+        cond_f = b["cond"].repeat_interleave(t, 0)
+        with torch.no_grad():
+            fake = self.generate(b)
+        d_loss = discriminators.d_hinge_loss(self.Df(real.flatten(0, 1), cond_f), self.Df(fake.flatten(0, 1), cond_f))
+        if self.cfg.use_sequence:
+            d_loss = d_loss + discriminators.d_hinge_loss(self.Ds(real, b["emotion"]), self.Ds(fake, b["emotion"]))
+        return d_loss, {}
+
+    def generator_loss(self, b: dict):
+        """The generator's adversarial terms, mouth-weighted L1 and the frozen experts' losses, weighted."""
+        cfg, real, mel, t = self.cfg, b["real"], b["mel"], b["real"].shape[1]
+        fake = self.generate(b)
+        frames = fake.flatten(0, 1)
+        parts = dict(adv_frame=discriminators.g_hinge_loss(self.Df(frames, b["cond"].repeat_interleave(t, 0))),
+                     l1=discriminators.reconstruction_loss(fake, real, cfg.mouth_weight))
+        if cfg.use_sequence:
+            parts["adv_sequence"] = discriminators.g_hinge_loss(self.Ds(fake, b["emotion"]))
+        if cfg.use_sync and "sync" in self.experts:
+            parts["sync"] = discriminators.sync_expert_loss(self.experts["sync"], fake, mel)
+        if cfg.generator.use_emotion and "emotion_teacher" in self.experts:
+            parts["emotion"] = discriminators.emotion_expert_loss(self.experts["emotion_teacher"], frames,
+                                                           b["emotion_probs"].repeat_interleave(t, 0))
+        if "identity_teacher" in self.experts:
+            parts["identity"] = discriminators.identity_expert_loss(self.experts["identity_teacher"], frames,
+                                                             b["face"].repeat_interleave(t, 0))
+        weights = dict(adv_frame=cfg.w_adv_frame, adv_sequence=cfg.w_adv_sequence, l1=cfg.w_l1,
+                       sync=cfg.w_sync, emotion=cfg.w_emotion, identity=cfg.w_identity)
+        return sum(weights[k] * v for k, v in parts.items()), parts
+
+    def after_step(self, steps_done: int) -> None:
+        """Move the EMA generator towards the trained one and count the step."""
         if self.ema is not None:
             # warm-up: the average starts short and lengthens to cfg.ema (early weights are soon forgotten)
-            decay = min(cfg.ema, (1 + self.step_count) / (10 + self.step_count))
+            decay = min(self.cfg.ema, (1 + self.step_count) / (10 + self.step_count))
             with torch.no_grad():
                 for pe, pg in zip(self.ema.parameters(), _unwrap(self.G).parameters()):
                     pe.lerp_(pg, 1 - decay)
                 for be, bg in zip(self.ema.buffers(), _unwrap(self.G).buffers()):
                     be.copy_(bg)
         self.step_count += 1
-        return dict(step=self.step_count, d_loss=float(d_loss.detach()), g_loss=float(g_loss.detach()),
-                    **{k: float(v.detach()) for k, v in parts.items()})
+
+    def trainer(self, progress: bool = True) -> Trainer:
+        """The one training loop with this GAN's step: discriminators first, then the generator."""
+        return Trainer(self.sample, [Update(self.opt_d, self.discriminator_loss, name="d_loss"),
+                                     Update(self.opt_g, self.generator_loss, name="g_loss")],
+                       "GAN", progress, scaler=self.scaler, autocast=self.dev.type if self.amp else None,
+                       after_step=self.after_step)
+
+    def step(self) -> dict:
+        """One training step (what ``train`` repeats): a dict of the losses."""
+        row = self.trainer(progress=False).step()
+        self.after_step(self.step_count + 1)
+        return dict(step=self.step_count, **row)
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
@@ -263,20 +281,17 @@ class GANTrainer:
         if checkpoint is not None and Path(checkpoint).exists():
             self.load(checkpoint)
         rank0 = not self.distributed or torch.distributed.get_rank() == 0
-        rows = []
-        bar = progress_bar(range(self.step_count, steps), progress and rank0, desc="GAN", unit="step")
-        for _ in bar:
-            t0 = time.perf_counter()
-            row = self.step()
-            row["step_seconds"] = time.perf_counter() - t0
-            rows.append(row)
+
+        def after(step, row):
             if callback is not None:
                 callback(self, row)
             if checkpoint is not None and rank0 and self.step_count % self.cfg.checkpoint_every == 0:
                 self.save(checkpoint)
+
+        history = self.trainer(progress and rank0).run(steps, start=self.step_count, callback=after)
         if checkpoint is not None and rank0:
             self.save(checkpoint)
-        return pd.DataFrame(rows)
+        return history
 
     @property
     def generator(self) -> Generator:
@@ -290,7 +305,7 @@ def ddp_check(out: str, steps: int = 3) -> None:
     torch.distributed.init_process_group("gloo")
     rank = torch.distributed.get_rank()
     torch.set_num_threads(1)
-    cfg = GANConfig(batch_size=2, window=6, width=8, d_width=8, ema=0.0)
+    cfg = GANConfig(batch_size=2, window=6, generator=GeneratorConfig(width=8), d_width=8, ema=0.0)
     trainer = GANTrainer(cfg, GANData.synthetic(resolution=32, seed=rank), resolution=32, seed=0,
                          dev=torch.device("cpu"))
     for _ in range(steps):
@@ -307,7 +322,7 @@ if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "ddp-check":
         ddp_check(sys.argv[2])
     else:
-        print("usage: torchrun --nproc_per_node 2 -m s2v_lib.train ddp-check OUT_DIR")
+        print("usage: torchrun --nproc_per_node 2 -m s2v_lib.gan.train ddp-check OUT_DIR")
 
 
 # ----------------------------------------------------------------------------------- runs of notebook 04
@@ -315,11 +330,11 @@ if __name__ == "__main__":
 #: static-image baseline, and one ablation per flag).
 SYSTEMS = {
     "speech2video": {},
-    "static_image_baseline": dict(identity_from="image"),
+    "static_image_baseline": dict(generator=dict(identity_from="image")),
     "no_sync": dict(use_sync=False),
     "no_sequence": dict(use_sequence=False),
-    "no_emotion": dict(use_emotion=False),
-    "no_noise": dict(use_noise=False),
+    "no_emotion": dict(generator=dict(use_emotion=False)),
+    "no_noise": dict(generator=dict(use_noise=False)),
 }
 
 
@@ -335,7 +350,7 @@ def fit(system: str, cfg: GANConfig, data: GANData, experts: dict, run, steps: i
     """
     if system not in SYSTEMS:
         raise ValueError(f"unknown system {system!r}; choose one of {list(SYSTEMS)}")
-    cfg = dataclasses.replace(cfg, **SYSTEMS[system])
+    cfg = with_overrides(cfg, SYSTEMS[system])
     ckpt = Path(run) / "checkpoints" / f"gan_{system}.pt"
     hist_path = ckpt.with_name(ckpt.stem + "_history.csv")
     if retrain:
@@ -423,17 +438,17 @@ def load_generator(path, map_location="cpu") -> Generator:
 
     Raises ``runs.CheckpointError`` with the reason for a missing, unreadable or foreign file.
     """
-    from .runs import CheckpointError
+    from ..machinery.runs import CheckpointError
 
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"no GAN checkpoint at {path}: train it with notebook 04 (s2v_lib.train.fit)")
+        raise CheckpointError(f"no GAN checkpoint at {path}: train it with notebook 04 (s2v_lib.gan.train.fit)")
     try:
         s = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001  (pickle, zip and torch errors alike)
         raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(s, dict) or "generator_config" not in s or "G" not in s:
-        raise CheckpointError(f"{path} is not a GAN checkpoint (expected one written by s2v_lib.train.GANTrainer)")
+        raise CheckpointError(f"{path} is not a GAN checkpoint (expected one written by s2v_lib.gan.train.GANTrainer)")
     g = Generator(**s["generator_config"])
     try:
         g.load_state_dict(s["ema"] if s.get("ema") is not None else s["G"])

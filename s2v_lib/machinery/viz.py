@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .config import EMOTIONS
+from ..config import EMOTIONS
 
 
 def face_grid(cache, speakers=None, emotions=EMOTIONS, max_speakers: int = 6):
@@ -237,7 +237,7 @@ def snapshot_grid(snaps: dict, title: str = ""):
 def metric_panels(tables: dict, metrics: dict, title: str = ""):
     """One panel per metric: each system's mean with its 95 % interval, one bar colour per table.
 
-    ``tables``: name (e.g. "observed", "unseen") -> ``evaluation.summary`` table; ``metrics``:
+    ``tables``: name (e.g. "observed", "unseen") -> ``scoring.summary_table`` table; ``metrics``:
     ``evaluation.METRICS`` (key -> (direction, for real, label)).
     """
     names = list(tables)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import FeatureConfig
+from ..config import FeatureConfig
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 run's corpus, or any other number: a stranger), the emotion and intensity the voice speaks with,
 and optionally an emotion for the face to show instead of the one heard. "Speak and animate"
 synthesises the sentence with espeak-ng (``synthtalk.speak``), turns it into a video with the
-run's networks (``infer.Speech2VideoModel``) and shows it with what the students heard. Bad
+run's networks (``inference.Speech2VideoModel``) and shows it with what the students heard. Bad
 input (an empty sentence) is a message in the form, never a traceback. Everything is reachable
 as attributes, so a test can fill it in and click.
 """
@@ -13,13 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from .audio import write_wav
-from .config import EMOTIONS, INTENSITIES
+from ..config import EMOTIONS, INTENSITIES
 
 
 class DemoForm:
     """Sentence + voice + emotion -> a talking-face video, shown in the notebook.
 
-    ``model``: a loaded ``infer.Speech2VideoModel``; ``out_dir``: where the wav and mp4 files go;
+    ``model``: a loaded ``inference.Speech2VideoModel``; ``out_dir``: where the wav and mp4 files go;
     ``corpus_seed``: the seed of the run's corpus, so that voice *k* is its speaker ``S{k+1:04d}``.
     """
 

@@ -8,7 +8,7 @@ import time
 
 
 def _synthtalk(args) -> int:
-    from .config import get_profile
+    from ..config import get_profile
     from .synthtalk import generate_corpus
 
     overrides = {k: v for k, v in dict(n_speakers=args.speakers, clips_per_speaker=args.clips,
@@ -31,10 +31,37 @@ def _ingest(args) -> int:
     return 0
 
 
+def _literal(text: str):
+    """A --set value as Python reads it (64, 20.0, True, "image"), else the text itself."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 def _course(args) -> int:
+    from ..config import get_profile
     from .course import run_course
 
-    timings = run_course(args.profile, args.run, corpus=args.corpus, seed=args.seed,
+    settings = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"error: --set takes SECTION.FIELD=VALUE (e.g. features.n_mels=64), got {item!r}", file=sys.stderr)
+            return 2
+        *sections, name = key.split(".")
+        node = settings
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = _literal(value)
+    try:
+        get_profile(args.profile, seed=args.seed, settings=settings)  # refuse a bad setting before the first notebook
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    timings = run_course(args.profile, args.run, corpus=args.corpus, seed=args.seed, settings=settings,
                          log_output=args.log_output)
     print("course finished: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
     return 0
@@ -44,7 +71,7 @@ def _generate(args) -> int:
     from pathlib import Path
 
     from .audio import AudioError
-    from .infer import Speech2VideoModel, audio_files, describe, generate_folder, summary
+    from ..inference import Speech2VideoModel, audio_files, describe, generate_folder, batch_summary
 
     speech, out = Path(args.speech), Path(args.out)
     if not speech.exists():
@@ -55,7 +82,7 @@ def _generate(args) -> int:
     options = dict(emotion=args.emotion, seed=args.seed, baseline_image=args.baseline_image, progress=not args.quiet)
     if speech.is_dir():
         reports = generate_folder(speech, out, model, on_report=lambda r: print(describe(r), flush=True), **options)
-        print(summary(reports))
+        print(batch_summary(reports))
         return 1 if any(r.get("error") for r in reports) else 0
     if out.is_dir():
         out = out / f"{speech.stem}.mp4"
@@ -91,6 +118,9 @@ def main(argv=None) -> int:
     p.add_argument("--run", default=None, help="run directory (default runs/<profile>)")
     p.add_argument("--corpus", default=None, help="use this corpus folder instead of generating SynthTalk")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
+                   help="change one setting of the profile in every notebook, e.g. --set features.n_mels=64 "
+                        "(repeatable)")
     p.add_argument("--log-output", action="store_true", help="print cell output instead of a progress bar")
     p.set_defaults(func=_course)
 

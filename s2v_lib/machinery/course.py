@@ -15,14 +15,16 @@ NOTEBOOKS = [
     "06_inference_demo.ipynb",
 ]
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def run_course(profile: str = "course", run="runs/course", corpus: str | None = None,
-               notebooks: list[str] | None = None, seed: int = 0, log_output: bool = False) -> dict:
+               notebooks: list[str] | None = None, seed: int = 0, settings: dict | None = None,
+               log_output: bool = False) -> dict:
     """Execute the notebooks in order with ``profile``; executed copies go to ``<run>/notebooks``.
 
-    Each notebook receives ``profile``, ``run_dir`` (absolute), ``corpus_dir`` and ``seed``.
+    Each notebook receives ``profile``, ``run_dir`` (absolute), ``corpus_dir``, ``seed`` and ``settings``
+    (nested overrides of the profile, e.g. ``{"features": {"n_mels": 64}}``).
     Returns the wall-clock seconds of each notebook (also saved to ``<run>/course_timings.json``).
     """
     import papermill as pm
@@ -31,7 +33,7 @@ def run_course(profile: str = "course", run="runs/course", corpus: str | None = 
 
     run = run_dir(run)
     params = dict(profile=profile, run_dir=str(run), corpus_dir=str(Path(corpus).resolve()) if corpus else "",
-                  seed=int(seed))
+                  seed=int(seed), settings=dict(settings or {}))
     timings = {}
     for name in notebooks or NOTEBOOKS:
         src = NOTEBOOK_DIR / name

@@ -19,7 +19,6 @@ From landmarks come three per-clip measures:
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +26,10 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from .config import LandmarkConfig, device
-from .config import progress as progress_bar
-from .runs import load_model, save_model
-from .teachers import FaceEncoder, as_batch
+from ..config import CorpusConfig, LandmarkConfig, device
+from ..machinery.runs import load_model
+from ..trainer import Trainer, Update, adamw_one_cycle
+from ..teachers import FaceEncoder, as_batch
 
 N_POINTS = 68
 MOUTH = np.arange(48, 68)
@@ -45,7 +44,7 @@ class LandmarkRegressor(nn.Module):
 
     kind = "landmark_regressor"
 
-    def __init__(self, input_size: int = 64, width: int = 16):
+    def __init__(self, input_size: int = CorpusConfig.resolution, width: int = LandmarkConfig.width):
         super().__init__()
         self.config = dict(input_size=input_size, width=width)
         self.encoder = FaceEncoder(input_size, width, out_dim=256, dropout=0.0)
@@ -56,7 +55,7 @@ class LandmarkRegressor(nn.Module):
 
 
 @torch.no_grad()
-def predict(model: LandmarkRegressor, frames, batch: int = 512) -> np.ndarray:
+def find_landmarks(model: LandmarkRegressor, frames, batch: int = 512) -> np.ndarray:
     """uint8 (N, H, W, 3) frames (or float (N, 3, H, W) in [0, 1]) -> (N, 68, 2) landmarks in pixels."""
     model.eval()
     dev = next(model.parameters()).device
@@ -112,26 +111,22 @@ def train_landmark_regressor(cache, index: pd.DataFrame, cfg: LandmarkConfig, se
     dev = device()
     weight = weight.to(dev)
     model = LandmarkRegressor(cache.resolution, cfg.width).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
-    model.train()
-    history, t0 = [], time.perf_counter()
-    bar = progress_bar(range(cfg.steps), progress, desc="landmarks", unit="step")
-    for step in bar:
+    optimizer, scheduler = adamw_one_cycle(model.parameters(), cfg.lr, cfg.weight_decay, cfg.steps)
+
+    def sample():
         pick = np.sort(np.r_[rng.integers(len(rows), size=cfg.batch_size - n_shut),
                              rng.choice(shut, size=n_shut) if n_shut else []].astype(np.int64))
         x = as_batch(cache.frames[rows[pick]])
         x = (x + cfg.noise * torch.randn(x.shape, generator=gen)).clamp(0, 1).to(dev)
-        y = torch.from_numpy(marks[pick]).float().to(dev)
-        loss = (nn.functional.smooth_l1_loss(model(x), y, beta=0.01, reduction="none") * weight).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        history.append(dict(step=step + 1, loss=float(loss.detach()), seconds=time.perf_counter() - t0))
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
-    return model.eval(), pd.DataFrame(history)
+        return x, torch.from_numpy(marks[pick]).float().to(dev)
+
+    def loss(batch):
+        x, y = batch
+        return (nn.functional.smooth_l1_loss(model(x), y, beta=0.01, reduction="none") * weight).mean(), {}
+
+    model.train()
+    history = Trainer(sample, [Update(optimizer, loss, scheduler)], "landmarks", progress).run(cfg.steps)
+    return model.eval(), history
 
 
 def evaluate_landmarks(model: LandmarkRegressor, cache, index: pd.DataFrame) -> dict:
@@ -151,7 +146,7 @@ def evaluate_landmarks(model: LandmarkRegressor, cache, index: pd.DataFrame) -> 
     for r in index.itertuples():
         gt = corpus.ground_truth(r.clip)
         truth = crop_landmarks(gt, cache.resolution, r.clip)[:r.n_frames]
-        pred = predict(model, np.asarray(cache.frames[r.frame_start:r.frame_start + r.n_frames]))
+        pred = find_landmarks(model, np.asarray(cache.frames[r.frame_start:r.frame_start + r.n_frames]))
         d = np.linalg.norm(pred - truth, axis=-1)
         err.append(d.mean(1))
         mouth.append(d[:, MOUTH].mean(1))
@@ -236,7 +231,7 @@ def fit_to_judge(check: dict, max_error_ratio: float = 0.75, blink_tolerance: fl
 # ----------------------------------------------------------------------------------- checkpoint
 def load_landmark_regressor(path) -> LandmarkRegressor:
     return load_model(path, "landmark_regressor", {"landmark_regressor": LandmarkRegressor}, map_location=device(),
-                      hint="train it with s2v_lib.landmarks.get_landmark_regressor (notebook 05)")
+                      hint="train it with s2v_lib.evaluation.landmarks.get_landmark_regressor (notebook 05)")
 
 
 def get_landmark_regressor(cache, run, cfg: LandmarkConfig, seed: int = 0, retrain: bool = False,
@@ -245,19 +240,14 @@ def get_landmark_regressor(cache, run, cfg: LandmarkConfig, seed: int = 0, retra
     settings, else trained now on pool A's training clips and saved. Returns ``(model, history)``."""
     import dataclasses
 
-    from .data import split_index
-    from .runs import trained
+    from ..data import split_index
+    from ..machinery.runs import trained_model
 
     path = Path(run) / "checkpoints" / "landmark_regressor.pt"
     index = split_index(cache.index, "A", "train")
     if index.empty:
         raise ValueError("the corpus has no training clips in pool A for the landmark regressor")
 
-    def train():
-        model, history = train_landmark_regressor(cache, index, cfg, seed, progress)
-        save_model(model, path, trained_on=f"pool A train: {len(index)} clips")
-        return model, history
-
     key = dict(cache=cache.info.get("fingerprint"), config=dataclasses.asdict(cfg), seed=seed)
-    model, history, _ = trained(path, key, train, lambda: load_landmark_regressor(path), retrain)
-    return model, history
+    return trained_model(path, key, lambda: train_landmark_regressor(cache, index, cfg, seed, progress),
+                         lambda: load_landmark_regressor(path), f"pool A train: {len(index)} clips", retrain)

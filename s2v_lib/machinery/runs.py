@@ -107,7 +107,7 @@ def load_model(path, kind: str, classes: dict, hint: str = "", map_location="cpu
         raise CheckpointError(f"{path} is not a readable torch weights file ({type(exc).__name__}: {exc})") from exc
     if not isinstance(payload, dict) or "state_dict" not in payload:
         raise CheckpointError(f"{path} holds no model checkpoint (expected a dict with 'kind', 'config' and "
-                              f"'state_dict', as s2v_lib.runs.save_model writes)")
+                              f"'state_dict', as s2v_lib.machinery.runs.save_model writes)")
     if payload.get("kind") != kind:
         raise CheckpointError(f"{path} holds a {payload.get('kind')!r} checkpoint, not a {kind!r} one")
     try:
@@ -139,6 +139,18 @@ def trained(path, key: dict, train, load, retrain: bool = False):
     history.to_csv(hist, index=False)
     sidecar.write_text(json.dumps(dict(key=_plain(key)), indent=1))
     return models, history, True
+
+
+def trained_model(path, key: dict, fit, load, trained_on: str, retrain: bool = False):
+    """``trained`` for one network: ``fit()`` returns ``(model, history)``; the model is saved to ``path``
+    with ``trained_on`` (what it learned from) by ``save_model``. Returns ``(model, history)``."""
+    def train():
+        model, history = fit()
+        save_model(model, path, trained_on=trained_on)
+        return model, history
+
+    model, history, _ = trained(path, key, train, load, retrain)
+    return model, history
 
 
 def require(run, folder: str, marker: str, notebook: str) -> Path:

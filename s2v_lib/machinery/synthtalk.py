@@ -29,8 +29,8 @@ import pandas as pd
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import lfilter, resample_poly
 
-from .config import INTENSITIES, CorpusConfig
-from .config import progress as progress_bar
+from ..config import INTENSITIES, CorpusConfig
+from ..config import progress as progress_bar
 from .espeak import Espeak, VoiceSpec
 from .faces import EXPRESSION_CHANNELS, FACE_ATTRIBUTES, FaceIdentity, FaceRenderer, FaceState
 

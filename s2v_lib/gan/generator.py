@@ -1,11 +1,11 @@
 """The generator: speech -> a video of face crops, with no picture of the speaker.
 
-Inputs (METHOD.md, notebook 04):
+Inputs (docs/method.md, notebook 04):
 
 * ``identity`` (B, Di): the identity student's face embedding, predicted from the voice;
 * ``emotion`` (B, De): the emotion student's utterance embedding;
-* ``mel`` (B, 4T, n_mels): the log-mels, from which a content encoder makes one feature per
-  video frame (what the mouth must do);
+* ``mel`` (B, mT, n_mels): the log-mels, m = ``mel_per_frame`` of them per video frame, from which a
+  content encoder makes one feature per video frame (what the mouth must do);
 * noise (B, T, Z) through a GRU: spontaneous motion (blinks, head motion) that speech does not
   determine.
 
@@ -19,52 +19,45 @@ identity vector (one flag, the same code path).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-@dataclasses.dataclass
-class GeneratorConfig:
-    resolution: int = 64
-    identity_dim: int = 128
-    emotion_dim: int = 64
-    n_mels: int = 80
-    content_dim: int = 128
-    noise_dim: int = 16
-    motion_dim: int = 32
-    style_dim: int = 128
-    width: int = 16           # channels at the last (full-resolution) block; doubling towards 4 x 4 (max 256)
-    identity_from: str = "speech"   # "speech" (speech2video) or "image" (static-image baseline)
-    use_emotion: bool = True  # ablation: False feeds zeros instead of the emotion embedding
-    use_noise: bool = True    # ablation: False feeds zeros instead of noise
+from ..config import (MEL_PER_FRAME, CorpusConfig, FeatureConfig, GeneratorConfig, StudentConfig, TeacherConfig,
+                      halvings, standardize_frames)
 
 
 class ContentEncoder(nn.Module):
-    """Log-mels (B, 4T, n_mels) -> per-frame content (B, T, C). Receptive field: +-``CONTEXT`` mel frames."""
+    """Log-mels (B, mT, n_mels) -> per-frame content (B, T, C), m = ``mel_per_frame``.
 
-    CONTEXT = 12  # mel frames each side that an output frame depends on (3 video frames)
+    Stride-2 convolutions halve time log2(m) times, down to the video frame rate. An output frame
+    depends on a few video frames each side; ``CONTEXT_FRAMES`` is a safe bound, used when a long
+    recording is generated in chunks.
+    """
 
-    def __init__(self, n_mels: int = 80, dim: int = 128):
+    CONTEXT_FRAMES = 12  # video frames each side that chunked generation hands a chunk
+
+    def __init__(self, n_mels: int, dim: int, mel_per_frame: int):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv1d(n_mels, dim, 5, padding=2), nn.LeakyReLU(0.2),
-            nn.Conv1d(dim, dim, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv1d(dim, dim, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv1d(dim, dim, 3, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv1d(dim, dim, 3, padding=1))
+        self.mel_per_frame = mel_per_frame
+        layers = [nn.Conv1d(n_mels, dim, 5, padding=2), nn.LeakyReLU(0.2)]
+        for _ in range(int(math.log2(mel_per_frame))):  # halve time: mel frame rate -> video frame rate
+            layers += [nn.Conv1d(dim, dim, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        self.net = nn.Sequential(*layers, nn.Conv1d(dim, dim, 3, padding=1), nn.LeakyReLU(0.2),
+                                 nn.Conv1d(dim, dim, 3, padding=1))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        if mel.ndim != 3 or mel.shape[1] % 4:
-            raise ValueError(f"expected log-mels shaped (B, 4T, n_mels), got {tuple(mel.shape)}")
+        if mel.ndim != 3 or mel.shape[1] % self.mel_per_frame:
+            raise ValueError(f"expected log-mels shaped (B, {self.mel_per_frame}T, n_mels), got {tuple(mel.shape)}")
         return self.net(mel.transpose(1, 2)).transpose(1, 2)
 
 
 class ImageIdentityEncoder(nn.Module):
     """The static-image baseline's identity: one face crop (B, 3, R, R) in [0, 1] -> (B, Di)."""
 
-    def __init__(self, identity_dim: int = 128, width: int = 32):
+    def __init__(self, identity_dim: int = TeacherConfig.identity_embedding_dim, width: int = 32):
         super().__init__()
         w = width
         self.net = nn.Sequential(
@@ -75,7 +68,7 @@ class ImageIdentityEncoder(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if image.shape[-1] != 64:
             image = F.interpolate(image, size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
-        return F.normalize(self.net((image - 0.5) / 0.25), dim=-1)
+        return F.normalize(self.net(standardize_frames(image)), dim=-1)
 
 
 class FiLMBlock(nn.Module):
@@ -98,28 +91,30 @@ class FiLMBlock(nn.Module):
 class Generator(nn.Module):
     """Speech (and the students' embeddings) -> video.
 
-    ``forward(mel (B, 4T, n_mels), identity (B, Di) or identity_image (B, 3, R, R), emotion (B, De),
+    ``forward(mel (B, mT, n_mels), identity (B, Di) or identity_image (B, 3, R, R), emotion (B, De),
     noise (B, T, Z) | None, state | None)`` -> ``(video (B, T, 3, R, R) in [0, 1], state)``;
     ``state`` is the motion GRU's hidden state, to continue in the next chunk of a long recording.
     """
 
     kind = "generator"
 
-    def __init__(self, **config):
+    def __init__(self, resolution: int = CorpusConfig.resolution, identity_dim: int = TeacherConfig.identity_embedding_dim,
+                 emotion_dim: int = StudentConfig.emotion_embedding_dim, n_mels: int = FeatureConfig.n_mels,
+                 mel_per_frame: int = MEL_PER_FRAME,
+                 **sizes):
+        """The input sizes come from the data; ``sizes`` are the fields of ``config.GeneratorConfig``."""
         super().__init__()
-        cfg = GeneratorConfig(**config)
-        if cfg.identity_from not in ("speech", "image"):
-            raise ValueError(f"identity_from must be 'speech' or 'image', got {cfg.identity_from!r}")
-        if cfg.resolution not in (32, 64, 128, 256):
-            raise ValueError(f"resolution must be 32, 64, 128 or 256, got {cfg.resolution}")
-        self.cfg = cfg
-        self.config = dataclasses.asdict(cfg)
-        self.content = ContentEncoder(cfg.n_mels, cfg.content_dim)
+        cfg = GeneratorConfig(**sizes).validate()
+        self.resolution, self.identity_dim, self.emotion_dim = resolution, identity_dim, emotion_dim
+        self.n_mels, self.mel_per_frame, self.cfg = n_mels, mel_per_frame, cfg
+        self.config = dict(resolution=resolution, identity_dim=identity_dim, emotion_dim=emotion_dim, n_mels=n_mels,
+                           mel_per_frame=mel_per_frame, **dataclasses.asdict(cfg))
+        self.content = ContentEncoder(n_mels, cfg.content_dim, mel_per_frame)
         self.motion = nn.GRU(cfg.noise_dim, cfg.motion_dim, batch_first=True)
-        self.image_identity = ImageIdentityEncoder(cfg.identity_dim) if cfg.identity_from == "image" else None
-        self.style = nn.Sequential(nn.Linear(cfg.identity_dim + cfg.emotion_dim, cfg.style_dim), nn.LeakyReLU(0.2),
+        self.image_identity = ImageIdentityEncoder(identity_dim) if cfg.identity_from == "image" else None
+        self.style = nn.Sequential(nn.Linear(identity_dim + emotion_dim, cfg.style_dim), nn.LeakyReLU(0.2),
                                    nn.Linear(cfg.style_dim, cfg.style_dim))
-        n_up = {32: 3, 64: 4, 128: 5, 256: 6}[cfg.resolution]
+        n_up = halvings(resolution)
         chans = [min(cfg.width * 2 ** (n_up - k), 256) for k in range(n_up + 1)]  # 4x4 ... full size
         self.start = nn.Linear(cfg.content_dim + cfg.motion_dim + cfg.style_dim, chans[0] * 16)
         self.blocks = nn.ModuleList(FiLMBlock(chans[k], chans[k + 1], cfg.style_dim) for k in range(n_up))
@@ -145,7 +140,7 @@ class Generator(nn.Module):
         cfg = self.cfg
         b, t = content.shape[:2]
         if emotion is None or not cfg.use_emotion:
-            emotion = torch.zeros(b, cfg.emotion_dim, device=content.device)
+            emotion = torch.zeros(b, self.emotion_dim, device=content.device)
         if noise is None:
             noise = torch.randn(b, t, cfg.noise_dim, generator=generator).to(content.device)
         if not cfg.use_noise:
@@ -166,7 +161,7 @@ class Generator(nn.Module):
         """A whole utterance of any length, in chunks of ``chunk_frames`` video frames (default: 10 s at
         64 px, fewer at larger sizes so that memory stays about the same).
 
-        Each chunk's content sees ``ContentEncoder.CONTEXT`` mel frames of its neighbours, and the
+        Each chunk's content sees ``ContentEncoder.CONTEXT_FRAMES`` video frames of its neighbours, and the
         motion GRU carries its state across, so the result does not depend on where the chunks
         fall: chunked and whole generation give the same video. Returns (1, T, 3, R, R) on the CPU
         (``generate_chunks`` yields the same video piece by piece, for recordings too long to hold).
@@ -180,18 +175,19 @@ class Generator(nn.Module):
         self.eval()
         dev = next(self.parameters()).device
         gen = torch.Generator().manual_seed(seed)
-        t = mel.shape[1] // 4
+        m = self.mel_per_frame
+        t = mel.shape[1] // m
         if chunk_frames is None:
-            chunk_frames = max(25, 250 * 64 ** 2 // self.cfg.resolution ** 2)
+            chunk_frames = max(25, 250 * 64 ** 2 // self.resolution ** 2)
         ident = self.identity_vector(None if identity is None else identity.to(dev),
                                      None if identity_image is None else identity_image.to(dev))
         emotion = None if emotion is None else emotion.to(dev)
-        c, state = self.content.CONTEXT, None
+        c, state = self.content.CONTEXT_FRAMES, None
         for f0 in range(0, t, chunk_frames):
             f1 = min(t, f0 + chunk_frames)
             # the noise of a chunk is drawn in order, so chunked and whole runs draw the same numbers
             noise = torch.randn(mel.shape[0], f1 - f0, self.cfg.noise_dim, generator=gen)
-            m0, m1 = max(0, 4 * f0 - 4 * c), min(4 * t, 4 * f1 + 4 * c)
-            content = self.content(mel[:, m0:m1].to(dev))[:, f0 - m0 // 4:f1 - m0 // 4]
+            m0, m1 = max(0, m * (f0 - c)), min(m * t, m * (f1 + c))
+            content = self.content(mel[:, m0:m1].to(dev))[:, f0 - m0 // m:f1 - m0 // m]
             video, state = self.decode(content, ident, emotion, noise.to(dev), state)
             yield video.cpu()
