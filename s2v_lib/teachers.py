@@ -216,30 +216,42 @@ def _train(model: nn.Module, loss_fn, table: FrameTable, labels: np.ndarray, cac
     return history
 
 
+def emotion_teacher_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    """Cross-entropy  -log softmax(z)_y  of each frame's logits z against its clip's emotion y
+    (labels smoothed by 0.05). Returns ``(loss, logs)`` with the batch accuracy."""
+    logits, _ = model(x)
+    return F.cross_entropy(logits, y, label_smoothing=0.05), dict(acc=(logits.argmax(1) == y).float().mean())
+
+
 def train_emotion_teacher(cache, index: pd.DataFrame, cfg: TeacherConfig, seed: int = 0,
-                          progress: bool = True):
+                          progress: bool = True, loss=emotion_teacher_loss):
     """Train an ``EmotionTeacher`` on the frames of ``index`` (pool A's training clips) with their labels.
 
-    Loss: cross-entropy  -log softmax(z)_y  of each frame's logits z against its clip's emotion y.
-    Returns ``(model, history)``; history has one row per step (loss, batch accuracy, seconds).
+    ``loss(model, frames, labels) -> (loss, logs)``: ``emotion_teacher_loss``, or one of your own.
+    Returns ``(model, history)``; history has one row per step (loss, batch accuracy, step_seconds).
     """
     torch.manual_seed(seed)
     model = EmotionTeacher(cfg.input_size, cfg.width, cfg.emotion_embedding_dim).to(device())
     table = FrameTable.of(index)
-
-    def loss_fn(x, y):
-        logits, _ = model(x)
-        return F.cross_entropy(logits, y, label_smoothing=0.05), dict(acc=(logits.argmax(1) == y).float().mean())
-
-    history = _train(model, loss_fn, table, table.emotion, cache, cfg, cfg.steps, colour=0.15, seed=seed,
-                     progress=progress, desc="emotion teacher")
+    history = _train(model, lambda x, y: loss(model, x, y), table, table.emotion, cache, cfg, cfg.steps, colour=0.15,
+                     seed=seed, progress=progress, desc="emotion teacher")
     return model, history
 
 
+def identity_teacher_loss(model: nn.Module, head: CosFaceHead, x: torch.Tensor, y: torch.Tensor):
+    """CosFace over the training speakers (``CosFaceHead``). Returns ``(loss, logs)`` with the accuracy
+    of the nearest speaker direction."""
+    emb = model(x)
+    with torch.no_grad():
+        acc = ((emb @ F.normalize(head.weight, dim=-1).T).argmax(1) == y).float().mean()
+    return head(emb, y), dict(acc=acc)
+
+
 def train_identity_teacher(cache, index: pd.DataFrame, cfg: TeacherConfig, seed: int = 0,
-                           progress: bool = True):
+                           progress: bool = True, loss=identity_teacher_loss):
     """Train an ``IdentityTeacher`` on the frames of ``index`` with a CosFace loss over its speakers.
 
+    ``loss(model, head, frames, speakers) -> (loss, logs)``: ``identity_teacher_loss``, or your own.
     Returns ``(model, history)``; the CosFace head is discarded: only the embedding is kept.
     """
     torch.manual_seed(seed + 1)
@@ -247,15 +259,9 @@ def train_identity_teacher(cache, index: pd.DataFrame, cfg: TeacherConfig, seed:
     table = FrameTable.of(index)
     head = CosFaceHead(cfg.identity_embedding_dim, len(table.speakers), cfg.cosface_scale,
                        cfg.cosface_margin).to(device())
-
-    def loss_fn(x, y):
-        emb = model(x)
-        with torch.no_grad():
-            acc = ((emb @ F.normalize(head.weight, dim=-1).T).argmax(1) == y).float().mean()
-        return head(emb, y), dict(acc=acc)
-
-    history = _train(model, loss_fn, table, table.speaker, cache, cfg, cfg.identity_steps, colour=0.04, seed=seed + 1,
-                     progress=progress, desc="identity teacher", extra_params=head.parameters())
+    history = _train(model, lambda x, y: loss(model, head, x, y), table, table.speaker, cache, cfg, cfg.identity_steps,
+                     colour=0.04, seed=seed + 1, progress=progress, desc="identity teacher",
+                     extra_params=head.parameters())
     return model, history
 
 

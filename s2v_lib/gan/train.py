@@ -340,8 +340,11 @@ SYSTEMS = {
 
 def fit(system: str, cfg: GANConfig, data: GANData, experts: dict, run, steps: int, resolution: int = 64,
         seed: int = 0, retrain: bool = False, progress: bool = True, watch: GANData | None = None,
-        snapshots: int = 8):
+        snapshots: int = 8, trainer_class: type | None = None):
     """Train one system of ``SYSTEMS`` to ``steps`` steps in all, resuming ``<run>/checkpoints/gan_<system>.pt``.
+
+    ``trainer_class``: a subclass of ``GANTrainer`` whose ``discriminator_loss`` or ``generator_loss``
+    you rewrote; what it computes is what trains (default ``GANTrainer``).
 
     A finished run is loaded, not retrained; an interrupted one continues where it stopped.
     With ``watch`` (e.g. held-out clips), the generator's frame for one fixed window is kept
@@ -359,7 +362,7 @@ def fit(system: str, cfg: GANConfig, data: GANData, experts: dict, run, steps: i
     snap_path = ckpt.with_name(ckpt.stem + "_snapshots.npz")
     if retrain:
         snap_path.unlink(missing_ok=True)
-    trainer = GANTrainer(cfg, data, experts, resolution, seed)
+    trainer = (trainer_class or GANTrainer)(cfg, data, experts, resolution, seed)
     kept = dict(np.load(snap_path)) if snap_path.exists() else dict(steps=np.zeros(0, int), frames=None)
     snap_steps, snap_frames = list(kept["steps"]), list(kept["frames"]) if kept["frames"] is not None else []
     every = max(1, steps // max(snapshots, 1))
