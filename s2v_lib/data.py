@@ -51,6 +51,7 @@ class Corpus:
         if unknown:
             raise CorpusError(f"{meta_path}: unknown emotion label(s) {unknown}; the shared vocabulary is "
                               f"{list(EMOTIONS)}")
+        self._confine(meta_path)
         pools = self.meta.groupby("speaker").pool.nunique()
         if (pools > 1).any():
             raise CorpusError(f"speaker(s) {list(pools[pools > 1].index)} appear in more than one pool")
@@ -67,6 +68,22 @@ class Corpus:
     @property
     def sample_rate(self) -> int:
         return int(self.manifest.get("sample_rate", self.meta.get("sample_rate", pd.Series([16000])).iloc[0]))
+
+    def _confine(self, meta_path: Path) -> None:
+        """Every file a row names lies inside the corpus folder: a downloaded or edited metadata.csv
+        must not make the cache read ``/etc/...`` or ``../elsewhere``."""
+        root = self.root.resolve()
+        for column in ("video", "audio", "gt"):
+            if column not in self.meta.columns:
+                continue
+            for i, value in self.meta[column].items():
+                if not isinstance(value, str) or not value:
+                    continue
+                target = (root / value).resolve()
+                if Path(value).is_absolute() or not target.is_relative_to(root):
+                    raise CorpusError(f"{meta_path}, row {i + 2} (clip {self.meta['clip'][i]!r}): {column} "
+                                      f"{value!r} points outside the corpus folder {root}; paths must be "
+                                      f"relative to it")
 
     def __len__(self) -> int:
         return len(self.meta)

@@ -164,10 +164,27 @@ class RatingForm:
         self._next()
 
 
+#: a cell starting with one of these becomes a formula in a spreadsheet (CSV injection)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value) -> str:
+    """A cell a spreadsheet shows as text: a leading quote before a formula start (and before a leading
+    quote, so that ``read_votes`` gives back exactly what was written)."""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS + ("'",)) else text
+
+
+def from_spreadsheet_safe(text: str) -> str:
+    """The inverse of ``spreadsheet_safe``."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS + ("'",)) else text
+
+
 def append_vote(votes_csv, row: dict) -> Path:
     """Append one vote to the CSV file (the header first if the file is new), opening and closing it each time.
 
-    The row goes out in one write, so forms in several notebooks can append to the same file.
+    The row goes out in one write, so forms in several notebooks can append to the same file. Cells
+    are written spreadsheet-safe (``spreadsheet_safe``): a rater called ``=HYPERLINK(...)`` stays text.
     """
     path = Path(votes_csv)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +193,7 @@ def append_vote(votes_csv, row: dict) -> Path:
         writer = csv.DictWriter(buf, fieldnames=COLUMNS)
         if f.tell() == 0:
             writer.writeheader()
-        writer.writerow(row)
+        writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
         f.write(buf.getvalue())
     return path
 
@@ -190,8 +207,9 @@ def read_votes(votes_csv):
         return pd.DataFrame(columns=COLUMNS, dtype=str)
     try:
         votes = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.ParserError as exc:
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not a readable votes file: {str(exc).strip()}") from exc
+    votes = votes.apply(lambda column: column.map(from_spreadsheet_safe))
     missing = [c for c in COLUMNS if c not in votes.columns]
     if missing:
         raise ValueError(f"{path} lacks the columns {missing}; a votes file written by RatingForm has {COLUMNS}")

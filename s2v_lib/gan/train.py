@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ import torch.nn as nn
 from . import discriminators
 from ..config import GANConfig, GeneratorConfig, device, with_overrides
 from .generator import Generator
+from ..machinery.runs import CheckpointError, atomic_write
 from ..trainer import Trainer, Update
 
 
@@ -238,24 +238,29 @@ class GANTrainer:
                     config=dataclasses.asdict(self.cfg), generator_config=_unwrap(self.G).config)
 
     def save(self, path) -> Path:
-        """Everything needed to resume, written atomically (temp file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)
-        return path
+        """Everything needed to resume, written atomically (a temporary file, then one rename)."""
+        return atomic_write(path, lambda f: torch.save(self.state(), f))
 
     def load(self, path) -> None:
-        """Resume from a checkpoint written by ``save`` (``torch.load(weights_only=True)``)."""
-        s = torch.load(path, map_location=self.dev, weights_only=True)
+        """Resume from a checkpoint written by ``save`` (``torch.load(weights_only=True)``).
+
+        Raises ``CheckpointError`` naming the file when it cannot be read or holds other settings.
+        """
+        try:
+            s = torch.load(path, map_location=self.dev, weights_only=True)
+        except Exception as exc:  # noqa: BLE001  (pickle, zip and torch errors alike)
+            raise CheckpointError(f"{path} is not a readable GAN checkpoint ({type(exc).__name__}); delete it to "
+                                  f"train this system from the start") from exc
+        if not isinstance(s, dict) or not {"config", "G", "step"} <= set(s):
+            raise CheckpointError(f"{path} is not a GAN checkpoint written by GANTrainer.save; delete it to train "
+                                  f"this system from the start")
         budget = ("steps", "baseline_steps", "ablation_steps", "checkpoint_every")  # may change between runs
         now = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in budget}
         then = {k: v for k, v in s["config"].items() if k not in budget}
         if then != now:
             changed = sorted(k for k in then if then[k] != now.get(k))
-            raise ValueError(f"{path} was trained with other settings ({', '.join(changed)}): resume with the same "
-                             f"settings or start a new run")
+            raise CheckpointError(f"{path} was trained with other settings ({', '.join(changed)}): resume with the "
+                                  f"same settings or start a new run")
         _unwrap(self.G).load_state_dict(s["G"])
         _unwrap(self.Df).load_state_dict(s["Df"])
         _unwrap(self.Ds).load_state_dict(s["Ds"])
@@ -271,14 +276,14 @@ class GANTrainer:
         self.step_count = int(s["step"])
 
     def train(self, steps: int, checkpoint: str | Path | None = None, progress: bool = True,
-              callback=None) -> pd.DataFrame:
-        """Run until ``steps`` steps are done in all (resuming from ``checkpoint`` when it exists).
+              callback=None, resume: bool = True) -> pd.DataFrame:
+        """Run until ``steps`` steps are done in all (with ``resume``, from ``checkpoint`` when it exists).
 
         Saves to ``checkpoint`` every ``cfg.checkpoint_every`` steps and at the end (rank 0 only).
-        ``callback(trainer, row)`` runs after every step (live plots). Returns this call's rows
-        (losses and ``step_seconds``, the wall time of each step).
+        ``callback(trainer, row)`` runs after every step, before a checkpoint is saved (live plots,
+        bookkeeping). Returns this call's rows (losses and ``step_seconds``, the wall time of each step).
         """
-        if checkpoint is not None and Path(checkpoint).exists():
+        if resume and checkpoint is not None and Path(checkpoint).exists():
             self.load(checkpoint)
         rank0 = not self.distributed or torch.distributed.get_rank() == 0
 
@@ -363,13 +368,23 @@ def fit(system: str, cfg: GANConfig, data: GANData, experts: dict, run, steps: i
     if retrain:
         snap_path.unlink(missing_ok=True)
     trainer = (trainer_class or GANTrainer)(cfg, data, experts, resolution, seed)
-    kept = dict(np.load(snap_path)) if snap_path.exists() else dict(steps=np.zeros(0, int), frames=None)
-    snap_steps, snap_frames = list(kept["steps"]), list(kept["frames"]) if kept["frames"] is not None else []
+    if ckpt.exists():
+        trainer.load(ckpt)
+    start = trainer.step_count
+    old = _read_history(hist_path)
+    old = old[old.step <= start] if not old.empty else old  # rows past the checkpoint are trained again
+    kept = _read_snapshots(snap_path) or dict(steps=np.zeros(0, int), frames=None)
+    keep = np.asarray(kept["steps"]) <= start
+    snap_steps = list(np.asarray(kept["steps"])[keep])
+    snap_frames = list(kept["frames"][keep]) if kept["frames"] is not None else []
     every = max(1, steps // max(snapshots, 1))
     fixed = watch.batch(np.random.default_rng(seed), 1, cfg.window) if watch is not None else None
+    real = (fixed["real"][0, cfg.window // 2].movedim(0, -1).numpy() * 255).round().astype(np.uint8) \
+        if fixed is not None else kept.get("real")
+    rows = []
 
     @torch.no_grad()
-    def snapshot(tr, row):
+    def snapshot(tr):
         if fixed is None or (tr.step_count % every and tr.step_count != 1):
             return
         dev = next(tr.generator.parameters()).device
@@ -379,23 +394,51 @@ def fit(system: str, cfg: GANConfig, data: GANData, experts: dict, run, steps: i
         snap_steps.append(tr.step_count)
         snap_frames.append((frame * 255).round().astype(np.uint8))
 
-    new = trainer.train(steps, ckpt, progress, callback=snapshot)
-    if snap_frames:
-        np.savez(snap_path, steps=np.array(snap_steps), frames=np.stack(snap_frames),
-                 real=(fixed["real"][0, cfg.window // 2].movedim(0, -1).numpy() * 255).round().astype(np.uint8)
-                 if fixed is not None else kept.get("real"))
-    old = pd.read_csv(hist_path) if hist_path.exists() else pd.DataFrame()
-    if not old.empty:
-        old = old[old.step <= trainer.step_count - len(new)]
-    history = pd.concat([old, new], ignore_index=True)
-    history.to_csv(hist_path, index=False)
-    return trainer, history
+    def write_bookkeeping() -> pd.DataFrame:
+        """History and snapshots so far, each written whole (before the checkpoint of the same step)."""
+        history = pd.concat([old, pd.DataFrame(rows)], ignore_index=True)
+        atomic_write(hist_path, lambda f: history.to_csv(f, index=False))
+        if snap_frames:
+            atomic_write(snap_path, lambda f: np.savez(f, steps=np.array(snap_steps), frames=np.stack(snap_frames),
+                                                       real=real))
+        return history
+
+    def after_step(tr, row):
+        snapshot(tr)
+        rows.append(row)
+        if tr.step_count % cfg.checkpoint_every == 0:
+            write_bookkeeping()
+
+    trainer.train(steps, ckpt, progress, callback=after_step, resume=False)
+    return trainer, write_bookkeeping()
+
+
+def _read_history(path: Path) -> pd.DataFrame:
+    """A GAN's loss history, or an empty table when there is none; ``CheckpointError`` naming an unreadable file."""
+    if not path.exists():
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise CheckpointError(f"{path} is not a readable loss history ({type(exc).__name__}); delete it (the "
+                              f"checkpoint beside it still resumes)") from exc
+
+
+def _read_snapshots(path: Path) -> dict | None:
+    """The frames ``fit`` kept, or None when there are none; ``CheckpointError`` naming an unreadable file."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:  # noqa: BLE001  (zip, pickle and numpy errors alike)
+        raise CheckpointError(f"{path} is not a readable snapshots file ({type(exc).__name__}); delete it (the "
+                              f"checkpoint beside it still resumes)") from exc
 
 
 def snapshots(run, system: str) -> dict | None:
     """The frames ``fit`` kept over training (``steps``, ``frames``, ``real``), or None."""
-    path = Path(run) / "checkpoints" / f"gan_{system}_snapshots.npz"
-    return dict(np.load(path)) if path.exists() else None
+    return _read_snapshots(Path(run) / "checkpoints" / f"gan_{system}_snapshots.npz")
 
 
 @torch.no_grad()
@@ -441,8 +484,6 @@ def load_generator(path, map_location="cpu") -> Generator:
 
     Raises ``runs.CheckpointError`` with the reason for a missing, unreadable or foreign file.
     """
-    from ..machinery.runs import CheckpointError
-
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"no GAN checkpoint at {path}: train it with notebook 04 (s2v_lib.gan.train.fit)")

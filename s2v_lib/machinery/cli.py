@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 
@@ -145,11 +146,32 @@ def main(argv=None) -> int:
     if getattr(args, "run", "x") is None:
         args.run = f"runs/{args.profile}"
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM unwinds like Ctrl-C: temporary files go
     try:
         return args.func(args)
-    except (ValueError, OSError, RuntimeError) as exc:
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.command} stopped; no partial output was left (run it again to resume or "
+              f"redo)", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An I/O error in words, with the path it concerns (``Permission denied: out/face.mp4``)."""
+    what = exc.strerror or str(exc)
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p]
+    return f"{what}: {' -> '.join(paths)}" if paths else what
 
 
 if __name__ == "__main__":

@@ -251,7 +251,9 @@ _WORKER: dict = {}
 
 def _worker_init(out: str, resolution: int, forked: bool = False) -> None:
     from .detect import FaceDetector
+    from .synthtalk import ignore_interrupts
 
+    ignore_interrupts()
     if forked and "torch" in sys.modules:  # forked after torch ran: its thread pool must not be used
         sys.modules["torch"].set_num_threads(1)
     _WORKER.update(out=Path(out), resolution=int(resolution), detector=FaceDetector())

@@ -38,6 +38,25 @@ def _plain(v):
     return v
 
 
+def atomic_write(path, write) -> Path:
+    """Write a file whole or not at all: ``write(f)`` fills a temporary file (binary, unique to this
+    process) beside ``path``, which then replaces ``path`` in one rename. A crash or a second writer
+    never leaves half a file under the final name; the temporary file is removed on any error."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def read_metrics(run) -> dict:
     path = Path(run) / "metrics.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -48,9 +67,7 @@ def update_metrics(run, section: str, values: dict) -> dict:
     path = Path(run) / "metrics.json"
     metrics = read_metrics(run)
     metrics[section] = _plain(values)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2, sort_keys=False))
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(json.dumps(metrics, indent=2, sort_keys=False).encode()))
     return metrics
 
 
@@ -81,10 +98,7 @@ def save_model(model, path, **extra) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(kind=model.kind, format=CHECKPOINT_FORMAT, config=dict(model.config),
                    state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_model(path, kind: str, classes: dict, hint: str = "", map_location="cpu"):
@@ -136,8 +150,8 @@ def trained(path, key: dict, train, load, retrain: bool = False):
         return load(), (pd.read_csv(hist) if hist.exists() else None), False
     sidecar.unlink(missing_ok=True)  # a crash while training must not leave an old key beside new weights
     models, history = train()
-    history.to_csv(hist, index=False)
-    sidecar.write_text(json.dumps(dict(key=_plain(key)), indent=1))
+    atomic_write(hist, lambda f: history.to_csv(f, index=False))
+    atomic_write(sidecar, lambda f: f.write(json.dumps(dict(key=_plain(key)), indent=1).encode()))
     return models, history, True
 
 

@@ -20,6 +20,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -496,6 +497,7 @@ _WORKER: dict = {}
 
 
 def _worker_init(cfg_dict: dict, out_dir: str):
+    ignore_interrupts()
     cfg = CorpusConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg_dict.items()})
     _WORKER.update(cfg=cfg, out=Path(out_dir), renderer=FaceRenderer(cfg.resolution, cfg.supersample),
                    speakers={s.speaker: s for s in make_speakers(cfg)})
@@ -522,6 +524,11 @@ def _make_clip(spec: ClipSpec) -> dict:
     np.savez_compressed(tmp, **data["gt"])
     os.replace(tmp, gt_path)  # the npz is written last: its presence marks a finished clip
     return {**row, "duration": data["duration"], "frames": data["n_frames"]}
+
+
+def ignore_interrupts() -> None:
+    """In a worker process: leave Ctrl-C to the parent, which stops the pool and reports it in one line."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _pool_context():
