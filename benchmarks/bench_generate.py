@@ -2,7 +2,7 @@
 """Benchmark: ``generate_video`` on a long recording, time and memory.
 
 Synthesises a speech-like recording (voiced syllables with a wandering pitch, pauses, a little
-noise) of ``--minutes`` (and, to compare, of 1 minute), writes each as a 44.1 kHz stereo 16-bit
+noise) of each of ``--minutes`` (default 1 and 10 minutes), writes each as a 44.1 kHz stereo 16-bit
 wav, and turns it into a video in a fresh process, which reports the seconds taken, the
 real-time factor (audio seconds per second of work) and its peak memory (``ru_maxrss``). The
 features, students, generator and writer stream, so what grows from 1 to 10 minutes is only
@@ -12,7 +12,7 @@ the sound, which ``audio.load_audio`` decodes and resamples whole (about 50 MB a
 Without ``--run`` the networks are untrained ones of the course sizes (speed and memory do not
 depend on the weights); with ``--run`` they are that run's.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_generate.py [--minutes 10] [--run runs/course]
+    OMP_NUM_THREADS=1 python benchmarks/bench_generate.py [--minutes 1 10] [--run runs/course]
 """
 import argparse
 import json
@@ -48,31 +48,34 @@ def speechlike(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
 
 
 def untrained_model():
-    """Speech2VideoModel with untrained networks of the course sizes and unit normalisation."""
+    """Speech2VideoModel with untrained networks of the course sizes, the default log-mel settings,
+    unit normalisation and no noise floor (speed and memory do not depend on these numbers)."""
     import dataclasses
-    from types import SimpleNamespace
 
     import torch
 
     from s2v_lib import get_profile
-    from s2v_lib.config import FeatureConfig, device
-    from s2v_lib.generator import Generator
-    from s2v_lib.infer import Speech2VideoModel
+    from s2v_lib.config import device
+    from s2v_lib.gan.generator import Generator
+    from s2v_lib.inference import Speech2VideoModel
     from s2v_lib.students import EmotionStudent, IdentityStudent
 
     cfg = get_profile("course")
+    n_mels, m = cfg.features.n_mels, cfg.mel_per_frame
     torch.manual_seed(0)
-    emo = EmotionStudent(80, cfg.students.width, cfg.students.emotion_embedding_dim).to(device()).eval()
-    ident = IdentityStudent(80, cfg.students.width, 128).to(device()).eval()
-    gen = Generator(resolution=cfg.corpus.resolution, width=cfg.gan.width,
-                    emotion_dim=cfg.students.emotion_embedding_dim).to(device()).eval()
-    cache = SimpleNamespace(info=dict(features=dataclasses.asdict(FeatureConfig()), fps=25, sample_rate=16000,
-                                      mel_per_frame=4), normalize=lambda mel: mel)
-    return Speech2VideoModel(emo, ident, gen, cache, name="untrained course-size")
+    emo = EmotionStudent(n_mels, cfg.students.width, cfg.students.emotion_embedding_dim,
+                         mel_per_frame=m).to(device()).eval()
+    ident = IdentityStudent(n_mels, cfg.students.width, cfg.teachers.identity_embedding_dim,
+                            mel_per_frame=m).to(device()).eval()
+    gen = Generator(cfg.corpus.resolution, cfg.teachers.identity_embedding_dim, cfg.students.emotion_embedding_dim,
+                    n_mels, m, **dataclasses.asdict(cfg.gan.generator)).to(device()).eval()
+    return Speech2VideoModel(emo, ident, gen, features=cfg.features, fps=cfg.corpus.fps,
+                             sample_rate=cfg.corpus.sample_rate, mel_mean=0.0, mel_std=1.0, mel_floor=None,
+                             name="untrained course-size")
 
 
 def one(wav: str, run: str | None, system: str) -> dict:
-    from s2v_lib.infer import Speech2VideoModel, generate_video
+    from s2v_lib.inference import Speech2VideoModel, generate_video
 
     model = untrained_model() if run is None else Speech2VideoModel.from_run(run, system)
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -88,7 +91,8 @@ def one(wav: str, run: str | None, system: str) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--minutes", type=float, nargs="+", default=[1.0, 10.0],
+                    help="lengths of the recordings, in minutes (default: 1 and 10; 0.05 for a quick check)")
     ap.add_argument("--run", help="a run directory with trained networks (default: untrained ones)")
     ap.add_argument("--system", default="speech2video")
     ap.add_argument("--one", help=argparse.SUPPRESS)
@@ -99,7 +103,7 @@ def main():
     print(f"speech -> video on a long recording, {os.cpu_count()} cores, OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS', 'unset')}")
     with tempfile.TemporaryDirectory() as tmp:
-        for minutes in sorted({1.0, args.minutes}):
+        for minutes in sorted(set(args.minutes)):
             import soundfile as sf
 
             wav = Path(tmp) / f"talk_{minutes:g}min.wav"
@@ -109,8 +113,11 @@ def main():
             cmd = [sys.executable, __file__, "--one", str(wav), "--system", args.system]
             if args.run:
                 cmd += ["--run", args.run]
-            res = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
-            print(f"  {minutes:4g} min ({wav.stat().st_size / 2 ** 20:.0f} MB wav, made in {made:.0f} s): "
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode:
+                sys.exit(f"the {minutes:g}-minute run failed (exit code {done.returncode}):\n{done.stderr}")
+            res = json.loads(done.stdout.splitlines()[-1])
+            print(f"  {minutes:4g} min ({wav.stat().st_size / 2 ** 20:.1f} MB wav, made in {made:.1f} s): "
                   f"{res['frames']} frames in {res['seconds']:.1f} s = {res['realtime_factor']:.1f}x real time; "
                   f"students in {res['student_windows']} windows; peak memory {res['peak_rss_mib']:.0f} MiB "
                   f"({res['mib_after_loading']:.0f} MiB after loading the networks); video {res['video_mib']:.1f} MB "

@@ -10,6 +10,9 @@ is printed too, with the rate it gives on idle cores: wall-clock figures on a ma
 with other work are slower than that.
 
     python benchmarks/bench_ingest.py [--clips 24] [--workers N]
+
+``--clips 1`` is a quick check that both layouts go through (tests/test_benchmarks.py); one clip
+says little about the rates.
 """
 import argparse
 import json
@@ -24,8 +27,8 @@ import numpy as np
 
 from s2v_lib.config import CorpusConfig
 from s2v_lib.data import Corpus
-from s2v_lib.ingest import ingest, write_lookalike
-from s2v_lib.synthtalk import generate_corpus
+from s2v_lib.machinery.ingest import ingest, write_lookalike
+from s2v_lib.machinery.synthtalk import generate_corpus
 
 LAYOUTS = {"cremad": 2.5, "ravdess": 3.5}  # typical clip length of each corpus, seconds
 REAL_SIZES = {"cremad": 7442, "ravdess": 1056}  # clips each corpus yields (RAVDESS: AV speech, 6 emotions)

@@ -6,6 +6,9 @@ rendering, H.264/AAC encoding, ground truth; preprocessing: decoding, cropping, 
 Target on 2 cores at 64 px: generation >= 20 s of data per second.
 
     python benchmarks/bench_synthtalk.py [--speakers 8] [--clips 12] [--resolution 64] [--workers N]
+
+``--speakers 2 --clips 2`` is a quick check that it runs (tests/test_benchmarks.py); the rates of so
+small a corpus are dominated by start-up costs.
 """
 import argparse
 import os
@@ -16,13 +19,13 @@ from pathlib import Path
 
 from s2v_lib.config import CorpusConfig, FeatureConfig
 from s2v_lib.data import Corpus, build_cache
-from s2v_lib.synthtalk import generate_corpus
+from s2v_lib.machinery.synthtalk import generate_corpus
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--speakers", type=int, default=8)
-    ap.add_argument("--clips", type=int, default=12)
+    ap.add_argument("--clips", type=int, default=12, help="clips per speaker")
     ap.add_argument("--resolution", type=int, nargs="+", default=[64])
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     args = ap.parse_args()

@@ -1,12 +1,19 @@
-"""Training throughput of the visual teachers, the audio students (notebooks 02 and 03) and the sync expert.
+"""Training throughput of every network the course trains: the visual teachers (notebook 02), the audio
+students (notebook 03), the sync expert and the GAN (notebook 04).
 
 Prints training samples per second (forward, backward and optimiser step on random inputs of
 the real shapes; one sample = one face frame for a teacher, one utterance crop for the pair of
-students) for the course settings, on the CPU with the available threads and on a GPU when one
-is present. Reading frames from the memory map is not included: on a CPU it is a few per cent
-of a step; on a GPU, where the steps are fast, it takes a good share of the notebooks' time.
+students, one mouth window with its candidate sounds for the sync expert, one training window
+of ``gan.window`` frames for the GAN, whose step is ``GANTrainer.step``: the discriminators, then
+the generator with its frozen sync expert and emotion and identity teachers) for the profile's
+settings, on the CPU with the available threads and on a GPU when one is present (the GAN with
+mixed precision there, as in notebook 04). Reading frames from the memory map is not included:
+on a CPU it is a few per cent of a step; on a GPU, where the steps are fast, it takes a good
+share of the notebooks' time.
 
-    python benchmarks/bench_training.py [--profile course] [--steps 30] [--resolution 64]
+    python benchmarks/bench_training.py [--profile course] [--steps 30] [--warmup 3] [--resolution 64]
+
+``--steps 1 --warmup 1`` is a quick check that every row runs (the figures are then rough).
 """
 from __future__ import annotations
 
@@ -16,11 +23,13 @@ import time
 
 import torch
 
-from s2v_lib import get_profile, students, sync, teachers
+from s2v_lib import get_profile, students, teachers
+from s2v_lib.gan import sync
+from s2v_lib.gan.train import SYSTEMS, GANData, GANTrainer
 
 
-def _rate(step, batch: int, steps: int, device) -> float:
-    for _ in range(3):  # warm-up
+def _rate(step, batch: int, steps: int, warmup: int, device) -> float:
+    for _ in range(warmup):
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -32,15 +41,17 @@ def _rate(step, batch: int, steps: int, device) -> float:
     return batch * steps / (time.perf_counter() - t0)
 
 
-def bench(device, profile: str, steps: int, resolution: int) -> dict:
+def bench(device, profile: str, steps: int, resolution: int, warmup: int = 3) -> dict:
     cfg = get_profile(profile)
-    tc, sc = cfg.teachers, cfg.students
+    tc, sc, yc, gc = cfg.teachers, cfg.students, cfg.sync, cfg.gan
+    n_mels, m = cfg.features.n_mels, cfg.mel_per_frame
     gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
     out = {}
 
     emo = teachers.EmotionTeacher(tc.input_size, tc.width, tc.emotion_embedding_dim).to(device).train()
     ident = teachers.IdentityTeacher(tc.input_size, tc.width, tc.identity_embedding_dim).to(device).train()
-    head = teachers.CosFaceHead(tc.identity_embedding_dim, 10).to(device)
+    head = teachers.CosFaceHead(tc.identity_embedding_dim, 10, tc.cosface_scale, tc.cosface_margin).to(device)
     opt_e = torch.optim.AdamW(emo.parameters(), lr=tc.lr)
     opt_i = torch.optim.AdamW([*ident.parameters(), *head.parameters()], lr=tc.lr)
     frames = torch.rand(tc.batch_size, 3, resolution, resolution)
@@ -60,52 +71,70 @@ def bench(device, profile: str, steps: int, resolution: int) -> dict:
         loss.backward()
         opt_i.step()
 
-    out["emotion teacher (frames/s)"] = _rate(emotion_step, tc.batch_size, steps, device)
-    out["identity teacher (frames/s)"] = _rate(identity_step, tc.batch_size, steps, device)
+    out["emotion teacher (frames/s)"] = _rate(emotion_step, tc.batch_size, steps, warmup, device)
+    out["identity teacher (frames/s)"] = _rate(identity_step, tc.batch_size, steps, warmup, device)
 
-    es = students.EmotionStudent(80, sc.width, sc.emotion_embedding_dim, dropout=sc.dropout).to(device).train()
-    isd = students.IdentityStudent(80, sc.width, tc.identity_embedding_dim).to(device).train()
+    es = students.EmotionStudent(n_mels, sc.width, sc.emotion_embedding_dim, dropout=sc.dropout,
+                                 mel_per_frame=m).to(device).train()
+    isd = students.IdentityStudent(n_mels, sc.width, tc.identity_embedding_dim, mel_per_frame=m).to(device).train()
     opt_s = torch.optim.AdamW([*es.parameters(), *isd.parameters()], lr=sc.lr)
     n = min(sc.crop_frames, 75)  # a crop is at most the shortest clip of the batch (about 3 s)
-    mel = torch.randn(sc.batch_size, 4 * n, 80)
+    mel = torch.randn(sc.batch_size, m * n, n_mels)
     soft = torch.softmax(torch.randn(sc.batch_size, n, 6), -1).to(device)
     face = torch.nn.functional.normalize(torch.randn(sc.batch_size, tc.identity_embedding_dim), dim=-1).to(device)
 
     def student_step():
         x = students._spec_augment(mel, gen).to(device)
-        loss = students.kd_loss(es(x)["logits"], soft, sc.temperature) + students.identity_loss(isd(x), face)
+        loss = (students.kd_loss(es(x)["logits"], soft, sc.temperature)
+                + students.identity_loss(isd(x), face, sc.identity_l2))
         opt_s.zero_grad()
         loss.backward()
         opt_s.step()
 
-    out[f"students, both ({n}-frame utterance crops/s)"] = _rate(student_step, sc.batch_size, steps, device)
+    students_row = f"students, both ({n}-frame utterance crops/s)"
+    out[students_row] = _rate(student_step, sc.batch_size, steps, warmup, device)
 
-    yc = cfg.sync
-    expert = sync.SyncExpert(80, yc.width, yc.embedding_dim).to(device).train()
+    expert = sync.SyncExpert(n_mels, yc.width, yc.embedding_dim, yc.window, m).to(device).train()
     opt_y = torch.optim.AdamW(expert.parameters(), lr=yc.lr)
-    mouths = sync.mouth_region(torch.rand(yc.batch_size, sync.WINDOW, 3, resolution, resolution)).to(device)
-    sounds = torch.randn(yc.batch_size * (1 + yc.negatives), 4 * sync.WINDOW, 80).to(device)
+    mouths = sync.mouth_region(torch.rand(yc.batch_size, yc.window, 3, resolution, resolution)).to(device)
+    sounds = torch.randn(yc.batch_size * (1 + yc.negatives), m * yc.window, n_mels).to(device)
 
     def sync_step():
         a = expert.embed_audio(sounds).reshape(yc.batch_size, 1 + yc.negatives, -1)
-        loss = sync.sync_loss(expert.embed_video(mouths), a, yc.scale)
+        loss = sync.contrastive_loss(expert.embed_video(mouths), a, yc.scale)
         opt_y.zero_grad()
         loss.backward()
         opt_y.step()
 
-    out["sync expert (mouth windows/s, each with its candidate sounds)"] = _rate(sync_step, yc.batch_size, steps, device)
+    out["sync expert (mouth windows/s, each with its candidate sounds)"] = _rate(sync_step, yc.batch_size, steps,
+                                                                                warmup, device)
+
+    # the GAN: one GANTrainer.step (discriminators, then the generator) with the three frozen judges
+    judges = dict(sync=sync.SyncExpert(n_mels, yc.width, yc.embedding_dim, yc.window, m),
+                  emotion_teacher=teachers.EmotionTeacher(tc.input_size, tc.width, tc.emotion_embedding_dim),
+                  identity_teacher=teachers.IdentityTeacher(tc.input_size, tc.width, tc.identity_embedding_dim))
+    data = GANData.synthetic(n_clips=2 * gc.batch_size, n_frames=3 * gc.window, resolution=resolution,
+                             n_mels=n_mels, mel_per_frame=m)
+    gan = GANTrainer(gc, data, judges, resolution=resolution, seed=0, dev=device)
+    gan_row = f"GAN, GANTrainer.step ({gc.window}-frame training windows/s)"
+    out[gan_row] = _rate(gan.step, gc.batch_size, steps, warmup, device)
+
     out["steps per second: emotion teacher"] = out["emotion teacher (frames/s)"] / tc.batch_size
+    out["seconds per GAN step"] = gc.batch_size / out[gan_row]
     out["seconds for the profile's teacher + student steps"] = (
         tc.steps * tc.batch_size / out["emotion teacher (frames/s)"]
         + tc.identity_steps * tc.batch_size / out["identity teacher (frames/s)"]
-        + 3 * sc.steps * sc.batch_size / out[f"students, both ({n}-frame utterance crops/s)"])
+        + 3 * sc.steps * sc.batch_size / out[students_row])
+    gan_steps = gc.steps + gc.baseline_steps + (len(SYSTEMS) - 2) * gc.ablation_steps
+    out[f"seconds for the profile's {gan_steps} GAN steps ({len(SYSTEMS)} systems)"] = gan_steps * out["seconds per GAN step"]
     return out
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="course")
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=30, help="timed steps per network")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps before them")
     ap.add_argument("--resolution", type=int, default=64)
     args = ap.parse_args()
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
@@ -113,9 +142,11 @@ def main():
         name = torch.cuda.get_device_name() if device.type == "cuda" else \
             f"CPU, {torch.get_num_threads()} threads ({os.cpu_count()} cores)"
         print(f"\n== {name} | profile {args.profile} | faces {args.resolution} px")
-        for k, v in bench(device, args.profile, args.steps, args.resolution).items():
-            print(f"  {k:64s} {v:10.1f}")
-    print("\n(the last line counts the three student variants of notebook 03: distilled, adversarial, supervised)")
+        for k, v in bench(device, args.profile, args.steps, args.resolution, args.warmup).items():
+            print(f"  {k:64s} {v:10.1f}" if v >= 10 else f"  {k:64s} {v:10.3f}")
+    print("\n(the teacher + student total counts the three student variants of notebook 03: distilled, adversarial, "
+          "supervised; the GAN total counts every system at the speech2video step's cost: the ablations without "
+          "a judge or the sequence discriminator are a little cheaper)")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """speech2video: a notebook-first replication of Speech2Video (Si et al., Interspeech 2021).
 
-Modules, one per concept: ``config`` (profiles, seeding), ``espeak`` (speech with phoneme
-times), ``faces`` (parametric faces), ``synthtalk`` (the generated corpus), ``audio``,
-``video``, ``data`` (corpus, feature cache, datasets), ``probes``, ``viz``, ``runs`` (the run
-directory and metrics.json), ``course`` (the notebooks in order), ``cli``.
+One module or package per stage of the course: ``data`` (01), ``teachers`` (02), ``students``
+(03), ``gan`` (04), ``evaluation`` (05), ``inference`` (06); every setting in ``config``; the
+one training loop in ``trainer``; what the lessons use but do not teach (the SynthTalk corpus,
+audio and video I/O, ingestion of real corpora, the run directory, plots, the CLI) in
+``machinery``. The method, equation by equation: docs/method.md.
 """
 from .config import EMOTIONS, device, get_profile, set_seed
 

@@ -1,0 +1,85 @@
+"""Every benchmark runs, at a tiny size, and prints its figures: none of them can rot unnoticed.
+
+Each script runs as on a fresh clone (``python benchmarks/<name>.py``, from the repository root,
+in its own process) with a size argument that makes it take seconds; the test reads the figures
+back out of what it printed. The numbers themselves are machine-dependent: only that they are
+there and make sense (positive, the right counts) is checked.
+"""
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
+
+
+def run_benchmark(name: str, *args: str, timeout: float = 300) -> str:
+    """``python benchmarks/<name>.py args`` from the repository root, one thread: its standard output."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", CI="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{name} failed (exit code {done.returncode}):\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def figures(pattern: str, out: str) -> list[tuple[float, ...]]:
+    """Every match of ``pattern`` in ``out``, its groups as numbers; at least one match."""
+    found = [tuple(float(g) for g in m.groups()) for m in re.finditer(pattern, out)]
+    assert found, f"no line matching {pattern!r} in:\n{out}"
+    return found
+
+
+def test_bench_synthtalk_prints_generation_and_preprocessing_rates():
+    out = run_benchmark("bench_synthtalk", "--speakers", "2", "--clips", "2", "--workers", "2")
+    [(clips, seconds, frames)] = figures(rf"\[64px\] {NUMBER} clips, {NUMBER} s of data, {NUMBER} frames", out)
+    assert clips == 4 and seconds > 0 and frames > 0
+    for stage in ("generation", "preprocessing"):
+        [(wall, rate)] = figures(rf"{stage}:\s+{NUMBER} s wall ->\s+{NUMBER} s of data per second", out)
+        assert wall > 0 and rate > 0
+
+
+def test_bench_ingest_prints_throughput_and_box_errors_for_both_layouts():
+    out = run_benchmark("bench_ingest", "--clips", "1", "--workers", "2")
+    for kind in ("cremad", "ravdess"):
+        [(n, _, ingested)] = figures(rf"\[{kind}\] {NUMBER} clips of {NUMBER} s: {NUMBER} ingested", out)
+        assert n == 1 and ingested == 1
+        [(wall, per_minute)] = figures(rf"\[{kind}\]\s+{NUMBER} s wall ->\s+{NUMBER} clips per minute", out)
+        [(cpu, idle)] = figures(rf"\[{kind}\] CPU {NUMBER} s per clip -> on 2 idle cores about\s+{NUMBER}", out)
+        assert wall > 0 and per_minute > 0 and cpu > 0 and idle > 0
+        [(edges, _, centre, _)] = figures(rf"\[{kind}\] face box .*: edges {NUMBER} mean \(worst clip {NUMBER}\), "
+                                          rf"centre {NUMBER} mean \(worst clip {NUMBER}\)", out)
+        assert edges < 16 and centre < 16  # a quarter of the 64 px crop: the face was found where it was put
+
+
+def test_bench_training_prints_every_network_including_the_gan_step():
+    out = run_benchmark("bench_training", "--steps", "1", "--warmup", "1")
+    rows = ["emotion teacher (frames/s)", "identity teacher (frames/s)", "students, both (60-frame utterance crops/s)",
+            "sync expert (mouth windows/s", "GAN, GANTrainer.step (8-frame training windows/s)",
+            "seconds per GAN step", "seconds for the profile's teacher + student steps",
+            "seconds for the profile's 3000 GAN steps (6 systems)"]
+    for row in rows:
+        [(value,)] = figures(re.escape(row) + rf"[^\n]*?\s{NUMBER}\n", out)[:1]
+        assert value > 0, row
+
+
+def test_bench_inference_prints_frames_per_second():
+    out = run_benchmark("bench_inference", "--resolution", "64", "--seconds", "1", "--repeats", "1")
+    [(res, fps, realtime, peak)] = figures(rf"{NUMBER} px\s+{NUMBER} frames/s\s+\(\s*{NUMBER}x real time.*"
+                                           rf"peak memory\s+{NUMBER} MiB", out)
+    assert res == 64 and fps > 0 and realtime == pytest.approx(fps / 25, abs=0.1) and peak > 0
+
+
+def test_bench_generate_turns_a_recording_into_a_video_with_untrained_networks():
+    out = run_benchmark("bench_generate", "--minutes", "0.05")
+    [(minutes, frames, seconds, realtime, windows, peak)] = figures(
+        rf"{NUMBER} min .*: {NUMBER} frames in {NUMBER} s = {NUMBER}x real time; students in {NUMBER} windows; "
+        rf"peak memory {NUMBER} MiB", out)
+    assert minutes == 0.05 and frames == math.ceil(0.05 * 60 * 25) and windows == 1
+    assert seconds > 0 and realtime > 0 and peak > 0
+    assert "[untrained course-size]" in out
