@@ -258,9 +258,14 @@ class Speech2VideoModel:
 
     # ------------------------------------------------------------------ all of it
     def generate(self, speech, out_path, emotion: str | None = None, seed: int = 0, baseline_image=None,
-                 sample_rate: int | None = None, progress: bool = True) -> dict:
-        """One recording -> ``out_path`` (mp4: H.264 video, the recording as AAC). See ``generate_video``."""
+                 sample_rate: int | None = None, progress: bool = True, overwrite: bool = False) -> dict:
+        """One recording -> ``out_path`` (mp4: H.264 video, the recording as AAC). See ``generate_video``.
+
+        ``out_path`` is checked first (``check_output``): never the recording itself, and an existing
+        file that is not one of this project's videos only with ``overwrite``.
+        """
         t0 = time.perf_counter()
+        check_output(out_path, speech, overwrite)
         override, image, notes = self.check_options(emotion, baseline_image)
         audio, source, more = self.read(speech, sample_rate, quiet=not progress)
         notes += more
@@ -275,7 +280,7 @@ class Speech2VideoModel:
             except (ValueError, OSError, KeyError):
                 pass
         n_frames = len(mel) // self.mel_per_frame
-        out_path = Path(out_path)
+        out_path = check_output(out_path, speech, overwrite)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         label = Path(speech).name if isinstance(speech, (str, Path)) else "recording"
         chunks = self.generator.generate_chunks(
@@ -341,7 +346,7 @@ def face_image(image, resolution: int) -> torch.Tensor:
 
 def generate_video(speech, out_path, run="runs/course", system: str = "speech2video", emotion: str | None = None,
                    seed: int = 0, baseline_image=None, checkpoint=None, sample_rate: int | None = None,
-                   progress: bool = True, model: Speech2VideoModel | None = None) -> dict:
+                   progress: bool = True, model: Speech2VideoModel | None = None, overwrite: bool = False) -> dict:
     """Speech -> a talking-face video (mp4: H.264, and the recording as AAC) at ``out_path``.
 
     ``speech``: an audio file of any common format, rate and channel count, or an array of samples
@@ -358,6 +363,7 @@ def generate_video(speech, out_path, run="runs/course", system: str = "speech2vi
     """
     model = model or Speech2VideoModel.from_run(run, system, checkpoint)
     return model.generate(speech, out_path, emotion=emotion, seed=seed, baseline_image=baseline_image,
+                          overwrite=overwrite,
                           sample_rate=sample_rate, progress=progress)
 
 
@@ -370,6 +376,36 @@ def audio_files(folder) -> list[Path]:
     if not files:
         raise AudioError(f"no audio files ({' '.join(e[1:] for e in AUDIO_EXTENSIONS)}) in {folder}")
     return files
+
+
+class OutputError(ValueError):
+    """An output path the tool will not write, with the reason and the way out."""
+
+
+def check_output(out_path, speech=None, overwrite: bool = False) -> Path:
+    """``out_path`` if a video may be written there, else ``OutputError`` saying why.
+
+    Refused: a path that is (or resolves to) the recording ``speech``; a name that does not end in
+    .mp4; a folder; a parent that is a file; an existing file that this project did not write
+    (unless ``overwrite``). An existing video of this project is replaced (the run is redone).
+    """
+    from .machinery.video import is_project_video
+
+    out = Path(out_path)
+    if isinstance(speech, (str, Path)) and out.resolve() == Path(speech).resolve():
+        raise OutputError(f"{out} is the recording itself: writing the video there would destroy it; "
+                          f"choose another output")
+    if out.suffix.lower() != ".mp4":
+        raise OutputError(f"the video is an mp4: name it {out.with_suffix('.mp4').name}, not {out.name}")
+    if out.is_dir():
+        raise OutputError(f"{out} is a folder; give a file name ending in .mp4")
+    if any(parent.exists() and not parent.is_dir() for parent in out.parents):
+        raise OutputError(f"{next(p for p in out.parents if p.exists() and not p.is_dir())} is a file, "
+                          f"not a folder: {out} cannot be written")
+    if out.exists() and not overwrite and not is_project_video(out):
+        raise OutputError(f"{out} exists and is not a video made by speech2video; pass --overwrite (-y) to "
+                          f"replace it")
+    return out
 
 
 def generate_folder(folder, out_dir, model: Speech2VideoModel, on_report=None, **options) -> list[dict]:

@@ -134,3 +134,98 @@ def test_cli_names_the_path_of_an_io_error(tmp_path, capsys):
     except OSError as exc:
         line = describe_os_error(exc)
     assert line.startswith("No such file or directory: ") and str(tmp_path / "missing" / "x.wav") in line
+
+
+# ----------------------------------------------------------------------------------- the CLI's output
+from test_generate import SR, speechlike, tiny_run  # noqa: E402,F401  (the tiny run fixture)
+
+
+def _generate(capsys, *args):
+    from s2v_lib.machinery import cli
+
+    rc = cli.main(["generate", *map(str, args), "--quiet"])
+    return rc, capsys.readouterr()
+
+
+def test_the_recording_is_never_replaced_by_its_video(tmp_path, tiny_run, capsys):
+    import soundfile as sf
+
+    wav = tmp_path / "talk.wav"
+    sf.write(wav, speechlike(0.5), SR)
+    before = wav.read_bytes()
+    for out in (wav, tmp_path / "." / "talk.wav"):
+        rc, io = _generate(capsys, wav, "-o", out, "--run", tiny_run, "--overwrite")
+        assert rc == 2 and "is the recording itself" in io.err and len(io.err.strip().splitlines()) == 1
+    mp4 = tmp_path / "talk.mp4"  # a recording in mp4 (sound only would do): still not replaced
+    mp4.write_bytes(before)
+    rc, io = _generate(capsys, mp4, "-o", mp4, "--run", tiny_run, "-y")
+    assert rc == 2 and wav.read_bytes() == before == mp4.read_bytes()
+
+
+def test_a_file_that_is_not_our_video_is_replaced_only_when_asked(tmp_path, tiny_run, capsys):
+    import soundfile as sf
+
+    wav = tmp_path / "talk.wav"
+    sf.write(wav, speechlike(0.5), SR)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    rc, io = _generate(capsys, wav, "-o", notes, "--run", tiny_run)
+    assert rc == 2 and "name it notes.mp4" in io.err and notes.read_text() == "my notes"
+    theirs = tmp_path / "holiday.mp4"
+    theirs.write_bytes(b"someone's video")
+    rc, io = _generate(capsys, wav, "-o", theirs, "--run", tiny_run)
+    assert rc == 2 and "not a video made by speech2video" in io.err and "--overwrite" in io.err
+    assert theirs.read_bytes() == b"someone's video"
+    assert _generate(capsys, wav, "-o", theirs, "--run", tiny_run, "--overwrite")[0] == 0
+    assert _generate(capsys, wav, "-o", theirs, "--run", tiny_run)[0] == 0  # ours now: redone without asking
+    rc, io = _generate(capsys, wav, "-o", notes / "v.mp4", "--run", tiny_run)
+    assert rc == 2 and "is a file, not a folder" in io.err
+
+
+def test_a_second_writer_of_one_output_is_refused_and_stale_temporaries_go(tmp_path):
+    from s2v_lib.machinery.video import VideoWriter
+
+    out = tmp_path / "v.mp4"
+    stale = tmp_path / ".v.mp4.999999999-abc123.tmp.mp4"  # a process id that cannot be running
+    stale.write_bytes(b"half a video")
+    frames = np.zeros((3, 32, 32, 3), np.uint8)
+    with VideoWriter(out, 25, 32, 32) as first:
+        assert not stale.exists()
+        first.write(frames)
+        with pytest.raises(FileExistsError, match="another process is writing"):
+            VideoWriter(out, 25, 32, 32)
+    assert out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+
+
+def test_an_interrupt_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from s2v_lib.machinery import video
+
+    out = tmp_path / "v.mp4"
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(video.VideoWriter, "_finish", interrupted)  # Ctrl-C during the final encode
+    with pytest.raises(KeyboardInterrupt):
+        with video.VideoWriter(out, 25, 32, 32) as writer:
+            writer.write(np.zeros((2, 32, 32, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_ends_the_cli_in_one_line_without_debris(tmp_path, tiny_run):
+    import soundfile as sf
+
+    wav = tmp_path / "long.wav"
+    sf.write(wav, speechlike(60.0), SR)
+    proc = subprocess.Popen([sys.executable, "-m", "s2v_lib", "generate", str(wav), "-o", str(tmp_path / "v.mp4"),
+                             "--run", str(tiny_run), "--quiet"], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob(".v.mp4.*")):
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".v.mp4.*")), "the video was never started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("interrupted:") and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.wav"]

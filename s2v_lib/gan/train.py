@@ -27,7 +27,7 @@ import torch.nn as nn
 from . import discriminators
 from ..config import GANConfig, GeneratorConfig, device, with_overrides
 from .generator import Generator
-from ..machinery.runs import CheckpointError, atomic_write
+from ..machinery.runs import CheckpointError, atomic_write, first_line
 from ..trainer import Trainer, Update
 
 
@@ -490,7 +490,8 @@ def load_generator(path, map_location="cpu") -> Generator:
     try:
         s = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001  (pickle, zip and torch errors alike)
-        raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(exc).__name__}: "
+                              f"{first_line(exc)})") from exc
     if not isinstance(s, dict) or "generator_config" not in s or "G" not in s:
         raise CheckpointError(f"{path} is not a GAN checkpoint (expected one written by s2v_lib.gan.train.GANTrainer)")
     g = Generator(**s["generator_config"])

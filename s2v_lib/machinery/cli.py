@@ -72,21 +72,23 @@ def _generate(args) -> int:
     from pathlib import Path
 
     from .audio import AudioError
-    from ..inference import Speech2VideoModel, audio_files, describe, generate_folder, batch_summary
+    from ..inference import Speech2VideoModel, audio_files, batch_summary, check_output, describe, generate_folder
 
     speech, out = Path(args.speech), Path(args.out)
     if not speech.exists():
         raise AudioError(f"audio file not found: {speech}")
     if speech.is_dir():
         audio_files(speech)  # a folder without recordings is an error before the networks load
+    else:
+        out = out / f"{speech.stem}.mp4" if out.is_dir() else out
+        check_output(out, speech, args.overwrite)  # so is an output that may not be written
     model = Speech2VideoModel.from_run(args.run, args.system, args.checkpoint)
-    options = dict(emotion=args.emotion, seed=args.seed, baseline_image=args.baseline_image, progress=not args.quiet)
+    options = dict(emotion=args.emotion, seed=args.seed, baseline_image=args.baseline_image, progress=not args.quiet,
+                   overwrite=args.overwrite)
     if speech.is_dir():
         reports = generate_folder(speech, out, model, on_report=lambda r: print(describe(r), flush=True), **options)
         print(batch_summary(reports))
         return 1 if any(r.get("error") for r in reports) else 0
-    if out.is_dir():
-        out = out / f"{speech.stem}.mp4"
     print(describe(model.generate(speech, out, **options)))
     return 0
 
@@ -140,6 +142,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the spontaneous motion (blinks, head)")
     p.add_argument("--baseline-image", help="a picture of the speaker (needed by static_image_baseline)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or conversion messages")
+    p.add_argument("-y", "--overwrite", action="store_true",
+                   help="replace an existing output file that is not a video made by speech2video (never the "
+                        "recording itself)")
     p.set_defaults(func=_generate)
 
     args = parser.parse_args(argv)

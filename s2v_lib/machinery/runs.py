@@ -86,6 +86,17 @@ class CheckpointError(ValueError):
     """A weights file that cannot be used, with the reason in words."""
 
 
+def first_line(exc: BaseException, limit: int = 120) -> str:
+    """An error's message in a few words: torch's unpickling errors run to a paragraph about
+    ``weights_only`` that says nothing about a file that is simply not a checkpoint."""
+    import pickle
+
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in str(exc):
+        return "its bytes are not a file torch.save wrote"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def save_model(model, path, **extra) -> Path:
     """Write a module's weights plus the config that made it (temp file, then rename: never half a file).
 
@@ -118,7 +129,8 @@ def load_model(path, kind: str, classes: dict, hint: str = "", map_location="cpu
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001  (pickle, zip and torch errors alike)
-        raise CheckpointError(f"{path} is not a readable torch weights file ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(f"{path} is not a readable torch weights file ({type(exc).__name__}: "
+                              f"{first_line(exc)})") from exc
     if not isinstance(payload, dict) or "state_dict" not in payload:
         raise CheckpointError(f"{path} holds no model checkpoint (expected a dict with 'kind', 'config' and "
                               f"'state_dict', as s2v_lib.machinery.runs.save_model writes)")

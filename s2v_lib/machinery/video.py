@@ -1,9 +1,15 @@
 """Video: mp4 writing and reading with PyAV (its own FFmpeg, H.264 + AAC), and face cropping."""
 from __future__ import annotations
 
+import glob
+import logging
+import os
+import secrets
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def write_video(path, frames: np.ndarray, fps: int, audio: np.ndarray | None = None,
@@ -18,6 +24,58 @@ def write_video(path, frames: np.ndarray, fps: int, audio: np.ndarray | None = N
     return writer.path
 
 
+#: the comment every video of this project carries, so that a later run may replace it without asking
+MARK = "made by speech2video"
+
+
+def is_project_video(path) -> bool:
+    """Whether ``path`` is an mp4 this project wrote (its comment says so)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return container.metadata.get("comment", "") == MARK
+    except Exception:  # noqa: BLE001  (not a video at all)
+        return False
+
+
+def _exclusive(path: Path):
+    """Hold ``.<name>.lock`` beside ``path`` for as long as it is written; a second writer is refused."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(path.with_name(f".{path.name}.lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise FileExistsError(f"another process is writing {path} right now; wait for it or choose another "
+                              f"output") from None
+    return lock
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporary files a killed writer of ``path`` left (its process is gone); say so."""
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp.mp4"):
+        pid = tmp.name[len(path.name) + 2:].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+            log.info("removed %s, left by an interrupted run", tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class VideoWriter:
     """An mp4 written a few frames at a time, for videos too long to hold in memory::
 
@@ -27,7 +85,8 @@ class VideoWriter:
 
     H.264 (yuv420p, one x264 thread: the same frames give the same bytes) and, if ``audio`` is
     given, an AAC mono track of it, encoded when the writer closes. The file is written under a
-    temporary name and renamed at the end: an error or an interrupt leaves no half-written video.
+    temporary name of this process's own and renamed at the end: an error or an interrupt leaves no
+    half-written video, and a second process writing the same path is refused while this one writes.
     """
 
     def __init__(self, path, fps: int, width: int, height: int, audio: np.ndarray | None = None,
@@ -40,8 +99,16 @@ class VideoWriter:
         self.size = (height, width)
         self.frames_written = 0
         self._audio, self._sample_rate = audio, sample_rate
-        self._tmp = self.path.with_name(self.path.stem + ".tmp" + self.path.suffix)
-        self._out = av.open(str(self._tmp), "w", format="mp4")
+        self._lock = _exclusive(self.path)
+        remove_stale_temporaries(self.path)
+        # a name of this process's own: two writers of one path never write into one file
+        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp.mp4")
+        try:
+            self._out = av.open(str(self._tmp), "w", format="mp4")
+        except BaseException:
+            self._release()
+            raise
+        self._out.metadata["comment"] = MARK
         vs = self._out.add_stream("libx264", rate=int(fps))
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         # one x264 thread and no lookahead threads: otherwise the same frames can encode to
@@ -75,7 +142,19 @@ class VideoWriter:
             self.frames_written += 1
 
     def close(self) -> Path:
-        """Flush the video, encode the audio track, and give the file its name."""
+        """Flush the video, encode the audio track, and give the file its name (an interrupt here too
+        leaves nothing behind)."""
+        try:
+            self._finish()
+            self._tmp.replace(self.path)
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            self._release()
+        return self.path
+
+    def _finish(self) -> None:
         import av
 
         for packet in self._video.encode():
@@ -94,13 +173,22 @@ class VideoWriter:
             for packet in self._aus.encode():
                 self._out.mux(packet)
         self._out.close()
-        self._tmp.replace(self.path)
-        return self.path
 
     def abort(self) -> None:
         """Stop and delete the temporary file: no video is written."""
-        self._out.close()
-        self._tmp.unlink(missing_ok=True)
+        try:
+            self._out.close()
+        except Exception:  # noqa: BLE001  (a half-written container may not close cleanly)
+            pass
+        finally:
+            self._tmp.unlink(missing_ok=True)
+            self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            Path(self._lock.name).unlink(missing_ok=True)
+            self._lock.close()
+            self._lock = None
 
     def __enter__(self) -> "VideoWriter":
         return self
