@@ -2,6 +2,7 @@
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep: a shared CI runner stays fast
 
 import pytest  # noqa: E402
 
@@ -16,7 +17,7 @@ def tiny_cfg():
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory, tiny_cfg):
     from s2v_lib.data import Corpus
-    from s2v_lib.synthtalk import generate_corpus
+    from s2v_lib.machinery.synthtalk import generate_corpus
 
     root = generate_corpus(tmp_path_factory.mktemp("corpus") / "synthtalk", tiny_cfg, workers=2, progress=False)
     return Corpus(root)
@@ -38,7 +39,8 @@ TINY_TEACHER_SETTINGS = dict(steps=4, identity_steps=3, batch_size=8, width=8)
 @pytest.fixture(scope="session")
 def tiny_teachers(tiny_cache, tmp_path_factory):
     """A run directory with two briefly trained teachers: (run, VisualTeachers, (histories))."""
-    from s2v_lib import runs, teachers
+    from s2v_lib.machinery import runs
+    from s2v_lib import teachers
     from s2v_lib.config import TeacherConfig
 
     cfg = TeacherConfig(**TINY_TEACHER_SETTINGS)

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from s2v_lib.audio import AudioError, load_audio, log_mel, voice_statistics
+from s2v_lib.machinery.audio import AudioError, load_audio, log_mel, voice_statistics
 from s2v_lib.config import FeatureConfig
-from s2v_lib.video import crop_faces, read_video, write_video
+from s2v_lib.machinery.video import crop_faces, read_video, write_video
 
 
 def _tone(freq=440.0, sr=16000, seconds=1.0):

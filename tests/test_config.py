@@ -1,14 +1,29 @@
 import pytest
 
-from s2v_lib.config import EMOTIONS, CorpusConfig, get_profile
+from s2v_lib.config import EMOTIONS, PROFILES, CorpusConfig, GANConfig, TeacherConfig, get_profile
+
+
+def _leaves(tree, path=()):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, path + (key,))
+        else:
+            yield path + (key,), value
 
 
 @pytest.mark.parametrize("name", ["smoke", "course", "paper"])
 def test_profiles_are_valid(name):
     p = get_profile(name)
-    assert p.name == name
-    assert p.corpus.resolution % 8 == 0
+    assert p.corpus.resolution in (64, 128) and p.mel_per_frame == 4
     assert set(p.corpus.emotions) == set(EMOTIONS)
+    # every setting the profile names reaches the nested config it belongs to
+    for path, value in _leaves(PROFILES[name]):
+        obj = p
+        for key in path:
+            obj = getattr(obj, key)
+        assert obj == value, (name, path)
+    # and the settings it does not name keep their defaults
+    assert p.teachers.lr == TeacherConfig().lr and p.gan.w_l1 == GANConfig().w_l1
 
 
 def test_profile_sizes_grow():
@@ -25,7 +40,7 @@ def test_overrides_and_seed():
 @pytest.mark.parametrize("overrides, message", [
     ({"n_speakers": 0}, "n_speakers must be at least 1"),
     ({"emotions": ("anger", "boredom")}, "unknown emotion"),
-    ({"resolution": 60}, "multiple of 8"),
+    ({"resolution": 60}, "must be one of"),
     ({"intensities": ("extreme",)}, "unknown intensity"),
     ({"clips_per_speaker": 0}, "clips_per_speaker must be at least 1"),
 ])

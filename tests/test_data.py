@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from s2v_lib.audio import load_audio, log_mel
+from s2v_lib.machinery.audio import load_audio, log_mel
 from s2v_lib.config import FeatureConfig
-from s2v_lib.data import (Corpus, CorpusError, FeatureCache, WindowDataset, build_cache, split_index)
-from s2v_lib.video import read_video
+from s2v_lib.data import (Corpus, CorpusError, FeatureCache, build_cache, split_index)
+from s2v_lib.machinery.video import read_video
 
 
 def test_cache_shapes_and_alignment(tiny_corpus, tiny_cache):
@@ -39,23 +39,17 @@ def test_cache_is_reused_and_rebuilt_when_inputs_change(tiny_corpus, tmp_path):
     assert len(fewer.index) == 3 and fewer.frames.shape[0] == meta.frames.sum()
 
 
-def test_window_dataset_items(tiny_cache):
-    ds = WindowDataset(tiny_cache, window=5)
-    item = ds[len(ds) // 2]
-    assert item["frames"].shape == (5, 3, 64, 64) and item["mel"].shape == (20, 80)
-    assert 0 <= float(item["frames"].min()) and float(item["frames"].max()) <= 1
-    r = ds.index.iloc[item["clip"]]
-    raw = tiny_cache.clip_mel(r["clip"])[4 * item["start"]:4 * item["start"] + 20]
-    assert np.allclose(item["mel"].numpy() * tiny_cache.mel_std + tiny_cache.mel_mean, raw, atol=1e-4)
-    assert ds.speakers[item["speaker"]] == r.speaker
-    with pytest.raises(ValueError, match="shorter than the window"):
-        WindowDataset(tiny_cache, window=10_000)
-
-
 def test_split_index(tiny_cache):
-    b_train = split_index(tiny_cache.index, "B", "train")
-    assert set(b_train.pool) <= {"B"} and set(b_train.split) <= {"train"}
-    assert len(split_index(tiny_cache.index)) == len(tiny_cache.index)
+    idx = tiny_cache.index
+    b_train = split_index(idx, "B", "train")
+    expected = idx[(idx.pool == "B") & (idx.split == "train")]
+    assert len(b_train) > 0 and set(b_train.pool) == {"B"} and set(b_train.split) == {"train"}
+    assert list(b_train["clip"]) == list(expected["clip"])  # every such clip, in the cache's order
+    assert list(b_train.index) == list(range(len(b_train)))  # renumbered from 0
+    a = split_index(idx, "A")
+    assert set(a.pool) == {"A"} and set(a.split) == {"train", "val"} and len(a) == (idx.pool == "A").sum()
+    assert split_index(idx, "C", "train").empty  # pool C holds test clips only
+    pd.testing.assert_frame_equal(split_index(idx), idx.reset_index(drop=True))
 
 
 def test_corpus_errors_are_readable(tmp_path, tiny_corpus):
@@ -89,4 +83,13 @@ def test_ground_truth(tiny_corpus):
 def test_feature_cache_reopens(tiny_cache):
     again = FeatureCache(tiny_cache.root)
     assert again.frames.shape == tiny_cache.frames.shape
-    assert isinstance(again.index, pd.DataFrame)
+    pd.testing.assert_frame_equal(again.index, tiny_cache.index)
+    clip = tiny_cache.index["clip"].iloc[-1]
+    assert np.array_equal(again.clip_frames(clip), tiny_cache.clip_frames(clip))
+    assert np.array_equal(again.clip_mel(clip), tiny_cache.clip_mel(clip))
+    assert np.array_equal(again.mel_mean, tiny_cache.mel_mean) and again.mel_per_frame == 4
+    # the index places each clip right after the previous one, frames and mel frames alike
+    idx = again.index
+    assert (idx.frame_start.to_numpy()[1:] == (idx.frame_start + idx.n_frames).to_numpy()[:-1]).all()
+    assert (idx.mel_start == 4 * idx.frame_start).all()
+    assert idx.frame_start.iloc[-1] + idx.n_frames.iloc[-1] == len(again.frames)

@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 import torch
 
-from s2v_lib import evaluation as E
-from s2v_lib import landmarks as L
-from s2v_lib import metrics as M
+from s2v_lib.evaluation import scoring as E
+from s2v_lib.evaluation import landmarks as L
+from s2v_lib.evaluation import metrics as M
 from s2v_lib.config import LandmarkConfig
-from s2v_lib.train import GANData
+from s2v_lib.gan.train import GANData
 
 RNG = np.random.default_rng(0)
 
@@ -86,6 +86,8 @@ def test_bootstrap_intervals_and_mcnemar():
 class _OracleExpert(torch.nn.Module):
     """Embeds a window by its 5 per-frame values: mouth brightness for video, mel energy for sound."""
 
+    window, mel_per_frame = 5, 4
+
     def __init__(self):
         super().__init__()
         self.dummy = torch.nn.Parameter(torch.zeros(1))
@@ -100,7 +102,7 @@ class _OracleExpert(torch.nn.Module):
 
 
 def test_lse_finds_an_audio_track_shifted_by_five_frames():
-    from s2v_lib.sync import sync_scores
+    from s2v_lib.gan.sync import sync_scores
 
     t = 80
     signal = RNG.uniform(0.1, 0.9, t + 10)
@@ -137,7 +139,7 @@ def test_landmark_regressor_trains_scores_and_reloads(tiny_cache, tmp_path):
     model, hist = L.get_landmark_regressor(tiny_cache, tmp_path, LandmarkConfig(steps=6, batch_size=8, width=8),
                                            progress=False)
     assert len(hist) == 6 and np.isfinite(hist.loss).all()
-    pred = L.predict(model, np.asarray(tiny_cache.clip_frames(clip)))
+    pred = L.find_landmarks(model, np.asarray(tiny_cache.clip_frames(clip)))
     assert pred.shape == marks.shape
     scores = L.evaluate_landmarks(model, tiny_cache, split_index(tiny_cache.index, "B"))
     assert scores["error_px"] > 0 and scores["mean_shape_error_px"] > 0 and scores["frames"] == \
@@ -148,7 +150,7 @@ def test_landmark_regressor_trains_scores_and_reloads(tiny_cache, tmp_path):
     assert "blinks" in L.fit_to_judge({**good, "blinks_found": 0.0})[1]  # blind to blinks
     again, _ = L.get_landmark_regressor(tiny_cache, tmp_path, LandmarkConfig(steps=6, batch_size=8, width=8),
                                         progress=False)
-    assert np.allclose(L.predict(again, np.asarray(tiny_cache.clip_frames(clip))), pred, atol=1e-5)
+    assert np.allclose(L.find_landmarks(again, np.asarray(tiny_cache.clip_frames(clip))), pred, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------------- systems
@@ -168,7 +170,7 @@ class _Replay(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def judged():
-    from s2v_lib.sync import SyncExpert
+    from s2v_lib.gan.sync import SyncExpert
     from s2v_lib.teachers import EmotionTeacher, IdentityTeacher, VisualTeachers
 
     torch.manual_seed(0)
@@ -180,7 +182,7 @@ def judged():
     still = [np.repeat(np.asarray(f[:1]), len(f), 0) for f in data.frames]
     gens = {"speech2video": _Replay(data.frames), "static_image_baseline": _Replay(data.frames),
             "no_emotion": _Replay(still), "no_noise": _Replay(still)}
-    return data, judges, E.evaluate(gens, data, judges, progress=False)
+    return data, judges, E.evaluate_systems(gens, data, judges, progress=False)
 
 
 def test_a_system_that_returns_the_real_video_scores_perfectly(judged):
@@ -201,7 +203,7 @@ def test_a_system_that_returns_the_real_video_scores_perfectly(judged):
 
 def test_summary_table_metrics_and_claims(judged):
     _, _, ev = judged
-    table = E.summary(ev, n_boot=100)
+    table = E.summary_table(ev, n_boot=100)
     assert list(table.index) == ev.systems
     assert table.loc["speech2video", "fd"] == pytest.approx(0, abs=1e-6)
     assert table.loc["no_emotion", "fd"] > 0 and np.isnan(table.loc["real", "fd"])
@@ -232,23 +234,29 @@ def test_emotion_swap_reports_what_the_teacher_reads(judged):
     data, judges, _ = judged
     swap = E.emotion_swap(_Replay(data.frames), data, judges, progress=False)
     assert len(swap) == 8 and (swap.emotion != swap.swapped).all()
-    assert set(swap.read) <= set(E.EMOTIONS)
+    emotions = list(data.meta.emotion)
+    assert list(swap.emotion) == emotions and list(swap["clip"]) == list(data.meta["clip"])
+    # the swapped-in emotion is the next clip's (every neighbour here differs)
+    assert list(swap.swapped) == emotions[1:] + emotions[:1]
+    # _Replay ignores the emotion and returns the real clip: the teacher's reading of the real frames
+    read = [E.EMOTIONS[int(judges.teachers.emotion(np.asarray(f))[0].mean(0).argmax())] for f in data.frames]
+    assert list(swap.read) == read
 
 
 def test_evaluation_refuses_data_without_metadata(judged):
     _, judges, _ = judged
     with pytest.raises(ValueError, match="metadata"):
-        E.evaluate({}, GANData.synthetic(n_clips=2, n_frames=8, resolution=32), judges, progress=False)
+        E.evaluate_systems({}, GANData.synthetic(n_clips=2, n_frames=8, resolution=32), judges, progress=False)
 
 
 def test_without_a_landmark_judge_the_landmark_metrics_are_not_measured(judged):
     data, judges, _ = judged
     blind = E.Judges(judges.teachers, judges.sync, None)
-    ev = E.evaluate({"speech2video": _Replay(data.frames), "static_image_baseline": _Replay(data.frames)}, data, blind,
+    ev = E.evaluate_systems({"speech2video": _Replay(data.frames), "static_image_baseline": _Replay(data.frames)}, data, blind,
                     progress=False)
     s = ev.scores
     assert s[["lmd_mouth", "lmd_face", "blinks_per_s", "head_motion"]].isna().all().all()
     assert np.isfinite(s[s.system == "speech2video"].ssim).all()
-    verdicts = {c["claim"][0]: c for c in E.claims(ev, E.summary(ev, n_boot=50))}
+    verdicts = {c["claim"][0]: c for c in E.claims(ev, E.summary_table(ev, n_boot=50))}
     assert verdicts["2"]["verdict"].startswith("not measured") and verdicts["2"]["holds"] is None
     assert all(c["metric"] not in ("lmd_mouth", "lmd_face") for c in verdicts["3"]["numbers"]["comparisons"])

@@ -12,13 +12,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from s2v_lib import cli, infer, runs
-from s2v_lib.audio import AudioError
-from s2v_lib.config import EMOTIONS, GANConfig
+from s2v_lib.machinery import cli, runs
+from s2v_lib import inference
+from s2v_lib.machinery.audio import AudioError
+from s2v_lib.config import EMOTIONS, GANConfig, GeneratorConfig
 from s2v_lib.students import EmotionStudent, IdentityStudent, save_student
-from s2v_lib.synthtalk import speak
-from s2v_lib.train import GANData, GANTrainer
-from s2v_lib.video import read_video
+from s2v_lib.machinery.synthtalk import speak
+from s2v_lib.gan.train import GANData, GANTrainer
+from s2v_lib.machinery.video import read_video
 
 SR = 16000
 
@@ -34,7 +35,7 @@ def tiny_run(tiny_cache, tiny_features, tmp_path_factory):
     save_student(IdentityStudent(80, width=8, embedding_dim=128), run / "checkpoints" / "identity_student.pt")
     data = GANData.synthetic(resolution=64)
     for system, changes in (("speech2video", {}), ("static_image_baseline", dict(identity_from="image"))):
-        cfg = GANConfig(width=8, d_width=8, **changes)
+        cfg = GANConfig(generator=GeneratorConfig(width=8, **changes), d_width=8)
         GANTrainer(cfg, data, experts=None, resolution=64, dev=torch.device("cpu")).save(
             run / "checkpoints" / f"gan_{system}.pt")
     return run
@@ -42,7 +43,7 @@ def tiny_run(tiny_cache, tiny_features, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(tiny_run):
-    return infer.Speech2VideoModel.from_run(tiny_run)
+    return inference.Speech2VideoModel.from_run(tiny_run)
 
 
 def speechlike(seconds=1.0, sr=SR, channels=1, seed=0):
@@ -74,7 +75,7 @@ def video_facts(path):
 def test_common_audio_files_become_a_video_with_their_sound(tmp_path, model, name, sr, channels, subtype):
     seconds = 1.23
     sf.write(tmp_path / name, speechlike(seconds, sr, channels), sr, subtype=subtype)
-    report = infer.generate_video(tmp_path / name, tmp_path / "out.mp4", model=model, progress=False)
+    report = inference.generate_video(tmp_path / name, tmp_path / "out.mp4", model=model, progress=False)
     assert report["source"]["sample_rate"] == sr and report["source"]["channels"] == channels
     assert abs(report["duration_s"] - seconds) < 0.08  # mp3 and vorbis pad a little
     assert report["frames"] == math.ceil(report["duration_s"] * 25 - 1e-9)
@@ -88,11 +89,11 @@ def test_common_audio_files_become_a_video_with_their_sound(tmp_path, model, nam
 
 def test_an_array_of_samples_works_like_a_file(tmp_path, tiny_run):
     x = speechlike(0.9, 22050, channels=2)
-    report = infer.generate_video(x, tmp_path / "v.mp4", run=tiny_run, sample_rate=22050, progress=False)
+    report = inference.generate_video(x, tmp_path / "v.mp4", run=tiny_run, sample_rate=22050, progress=False)
     assert report["speech"] == "<array>" and report["frames"] == math.ceil(0.9 * 25)
     assert report["source"] == dict(sample_rate=22050, channels=2, seconds=pytest.approx(0.9, abs=1e-4),
                                     clipped=0.0, nonfinite=0, silent=False)
-    as_int16 = infer.generate_video((x * 32767).astype(np.int16), tmp_path / "i.mp4", run=tiny_run,
+    as_int16 = inference.generate_video((x * 32767).astype(np.int16), tmp_path / "i.mp4", run=tiny_run,
                                     sample_rate=22050, progress=False)
     assert as_int16["notes"] == [] and as_int16["emotion_probs"] == pytest.approx(report["emotion_probs"], abs=1e-3)
 
@@ -101,7 +102,7 @@ def test_an_array_of_samples_works_like_a_file(tmp_path, tiny_run):
 def test_silence_still_gives_a_video_with_a_note(tmp_path, model, monkeypatch):
     monkeypatch.setattr(model, "_prototypes", dict(neutral=np.zeros(64, np.float32)))  # untrained students
     sf.write(tmp_path / "quiet.wav", np.zeros(SR, np.float32), SR)
-    report = infer.generate_video(tmp_path / "quiet.wav", tmp_path / "quiet.mp4", model=model, progress=False)
+    report = inference.generate_video(tmp_path / "quiet.wav", tmp_path / "quiet.mp4", model=model, progress=False)
     assert report["frames"] == 25 and (tmp_path / "quiet.mp4").exists()
     assert any("silent" in n for n in report["notes"])
     assert report["emotion_used"] == "neutral"  # silence carries no emotion
@@ -114,8 +115,8 @@ def test_nan_and_clipped_samples_are_noted_and_the_video_made(tmp_path, model):
     x[100:150] = np.nan
     sf.write(tmp_path / "nan.wav", x, SR, subtype="FLOAT")
     sf.write(tmp_path / "loud.wav", np.clip(8 * speechlike(1.0), -1, 1), SR)
-    nan = infer.generate_video(tmp_path / "nan.wav", tmp_path / "nan.mp4", model=model, progress=False)
-    loud = infer.generate_video(tmp_path / "loud.wav", tmp_path / "loud.mp4", model=model, progress=False)
+    nan = inference.generate_video(tmp_path / "nan.wav", tmp_path / "nan.mp4", model=model, progress=False)
+    loud = inference.generate_video(tmp_path / "loud.wav", tmp_path / "loud.mp4", model=model, progress=False)
     assert any("50 samples were NaN" in n for n in nan["notes"])
     assert any("clipped" in n for n in loud["notes"]) and not any("clipped" in n for n in nan["notes"])
     assert (tmp_path / "nan.mp4").exists() and (tmp_path / "loud.mp4").exists()
@@ -142,8 +143,8 @@ def test_unusable_audio_is_an_error_in_words(tmp_path, model, case, message):
 # ----------------------------------------------------------------------------------- long input
 def test_a_long_recording_streams_in_chunks_and_equals_one_piece(tmp_path, model, monkeypatch):
     written = {}
-    original = infer.VideoWriter.write
-    monkeypatch.setattr(infer.VideoWriter, "write", lambda self, frames: (
+    original = inference.VideoWriter.write
+    monkeypatch.setattr(inference.VideoWriter, "write", lambda self, frames: (
         written.setdefault(self.path.stem, []).append(frames), original(self, frames))[1])
     x = speechlike(2.0)
     monkeypatch.setattr(model, "chunk_frames", 1000)
@@ -162,9 +163,9 @@ def test_long_sound_is_heard_in_windows_and_blocks(model, monkeypatch):
     whole_mel = model.log_mel(x)
     assert whole_mel.shape == (4 * math.ceil(3.03 * 25), 80)
     assert model.predict(whole_mel)["windows"] == 1
-    monkeypatch.setattr(infer, "MEL_BLOCK_S", 0.37)
+    monkeypatch.setattr(inference, "MEL_BLOCK_S", 0.37)
     np.testing.assert_allclose(model.log_mel(x), whole_mel, rtol=0, atol=1e-5)
-    monkeypatch.setattr(infer, "STUDENT_WINDOW_S", 1.0)
+    monkeypatch.setattr(inference, "STUDENT_WINDOW_S", 1.0)
     pred = model.predict(whole_mel)
     assert pred["windows"] == 4 and abs(np.linalg.norm(pred["identity"]) - 1) < 1e-5
 
@@ -195,14 +196,14 @@ def test_emotion_override_uses_a_prototype_cached_in_the_run(tmp_path, tiny_run,
     student = tiny_run / "checkpoints" / "emotion_student.pt"
     before = cached.stat().st_mtime_ns
     os.utime(student, ns=(before + 10 ** 9, before + 10 ** 9))
-    infer.Speech2VideoModel.from_run(tiny_run).emotion_prototypes()
+    inference.Speech2VideoModel.from_run(tiny_run).emotion_prototypes()
     assert cached.stat().st_mtime_ns > before
 
 
 def test_the_static_image_baseline_needs_a_picture(tmp_path, tiny_run):
     from PIL import Image
 
-    baseline = infer.Speech2VideoModel.from_run(tiny_run, "static_image_baseline")
+    baseline = inference.Speech2VideoModel.from_run(tiny_run, "static_image_baseline")
     x = speechlike(0.6)
     with pytest.raises(ValueError, match="--baseline-image"):
         baseline.generate(x, tmp_path / "v.mp4", progress=False)
@@ -212,7 +213,7 @@ def test_the_static_image_baseline_needs_a_picture(tmp_path, tiny_run):
     (tmp_path / "bad.png").write_bytes(b"not a picture")
     with pytest.raises(ValueError, match="cannot read .*bad.png as an image"):
         baseline.generate(x, tmp_path / "v.mp4", baseline_image=tmp_path / "bad.png", progress=False)
-    assert infer.face_image(np.zeros((50, 80, 3), np.uint8), 64).shape == (1, 3, 64, 64)
+    assert inference.face_image(np.zeros((50, 80, 3), np.uint8), 64).shape == (1, 3, 64, 64)
 
 
 def test_a_typed_sentence_said_by_a_synthtalk_voice(tmp_path, model):
@@ -296,7 +297,7 @@ def test_cli_errors_are_one_line_and_status_2(tmp_path, tiny_run, capsys):
 
 # ----------------------------------------------------------------------------------- the demo form
 def test_demo_form_speaks_animates_and_refuses_an_empty_sentence(tmp_path, model):
-    from s2v_lib.demo import DemoForm
+    from s2v_lib.machinery.demo import DemoForm
 
     form = DemoForm(model, tmp_path / "form", corpus_seed=7)
     form.text.value = "   "
@@ -312,7 +313,7 @@ def test_demo_form_speaks_animates_and_refuses_an_empty_sentence(tmp_path, model
 
 
 def test_unsigned_8_bit_samples_are_centred():
-    from s2v_lib.audio import to_mono
+    from s2v_lib.machinery.audio import to_mono
 
     x = np.array([128, 255, 0, 128], np.uint8)
     assert np.allclose(to_mono(x, 16000, quiet=True), [0.0, 127 / 128, -1.0, 0.0])

@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from s2v_lib import discriminators as D
-from s2v_lib import sync, teachers
-from s2v_lib.generator import Generator
+from s2v_lib.gan import discriminators as D
+from s2v_lib.gan import sync
+from s2v_lib import teachers
+from s2v_lib.gan.generator import Generator
 
 SMALL = dict(width=8, content_dim=32, style_dim=32, motion_dim=8, noise_dim=4)
 
@@ -14,7 +15,24 @@ def test_generator_shapes(resolution):
     g = Generator(resolution=resolution, **SMALL)
     video, state = g(torch.randn(2, 4 * 7, 80), torch.randn(2, 128), torch.randn(2, 64))
     assert video.shape == (2, 7, 3, resolution, resolution) and state.shape == (1, 2, 8)
-    assert video.min() >= 0 and video.max() <= 1
+
+
+def test_each_frame_follows_its_own_sound_and_its_own_clip():
+    """Frame t is made from the sound around t, and clip b from clip b's inputs only: a mix-up of the
+    batch and time axes (a wrong reshape between the per-frame decoder and the video) breaks this."""
+    torch.manual_seed(0)
+    g = Generator(**SMALL).eval()
+    t = 40
+    mel, ident, emo, noise = torch.randn(2, 4 * t, 80), torch.randn(2, 128), torch.randn(2, 64), torch.randn(2, t, 4)
+    video, _ = g(mel, ident, emo, noise=noise)
+    late = mel.clone()
+    late[0, 4 * 30:] += 3.0  # clip 0's sound changes from frame 30 on
+    changed, _ = g(late, ident, emo, noise=noise)
+    diff = (changed - video).abs().amax((2, 3, 4))  # (clip, frame)
+    c = g.content.CONTEXT_FRAMES
+    assert (diff[0, :30 - c] == 0).all(), "frames long before the change must not move"
+    assert (diff[0, 30:] > 1e-3).all(), "frames of the changed sound must change"
+    assert (diff[1] == 0).all(), "the other clip of the batch must not change"
 
 
 def test_static_image_baseline_is_one_flag():
@@ -84,9 +102,9 @@ def test_losses_on_known_cases():
     teacher = teachers.EmotionTeacher(width=8).eval()
     frames = torch.rand(4, 3, 64, 64)
     probs = torch.softmax(teacher(frames)[0], -1).detach()
-    assert D.emotion_loss(teacher, frames, probs) <= D.emotion_loss(teacher, frames, torch.eye(6)[[0, 1, 2, 3]]) + 1e-6
+    assert D.emotion_expert_loss(teacher, frames, probs) <= D.emotion_expert_loss(teacher, frames, torch.eye(6)[[0, 1, 2, 3]]) + 1e-6
     ident = teachers.IdentityTeacher(width=8).eval()
-    assert D.identity_loss(ident, frames, ident(frames).detach()) < 1e-5
+    assert D.identity_expert_loss(ident, frames, ident(frames).detach()) < 1e-5
 
 
 def test_sync_loss_flows_to_the_video():
@@ -94,8 +112,8 @@ def test_sync_loss_flows_to_the_video():
     for p in expert.parameters():
         p.requires_grad_(False)
     video = torch.rand(1, 8, 3, 64, 64, requires_grad=True)
-    loss = D.sync_loss(expert, video, torch.randn(1, 32, 80))
+    loss = D.sync_expert_loss(expert, video, torch.randn(1, 32, 80))
     loss.backward()
     assert loss > 0 and video.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="at least 5 frames"):
-        D.sync_loss(expert, torch.rand(1, 3, 3, 64, 64), torch.randn(1, 12, 80))
+        D.sync_expert_loss(expert, torch.rand(1, 3, 3, 64, 64), torch.randn(1, 12, 80))

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from s2v_lib import ingest as ing
-from s2v_lib.audio import load_audio
+from s2v_lib.machinery import ingest as ing
+from s2v_lib.machinery.audio import load_audio
 from s2v_lib.data import REQUIRED_COLUMNS, Corpus, build_cache
-from s2v_lib.detect import FaceDetector, crop_box, missing_runs, repair_gaps, smooth_track, track_faces
+from s2v_lib.machinery.detect import FaceDetector, crop_box, missing_runs, repair_gaps, smooth_track, track_faces
 
 SECONDS = 1.2  # clips are trimmed: the tests check behaviour, not throughput
 
@@ -54,7 +54,7 @@ def test_track_reports_a_clip_without_faces():
 def test_read_video_resamples_to_25_fps_by_timestamps(tmp_path):
     import av
 
-    from s2v_lib.video import read_video
+    from s2v_lib.machinery.video import read_video
 
     path = tmp_path / "count.mp4"
     with av.open(str(path), "w") as out:
@@ -81,8 +81,8 @@ def faces(tmp_path_factory):
     from PIL import Image
 
     from s2v_lib.config import CorpusConfig
-    from s2v_lib.synthtalk import generate_corpus
-    from s2v_lib.video import read_video
+    from s2v_lib.machinery.synthtalk import generate_corpus
+    from s2v_lib.machinery.video import read_video
 
     cfg = CorpusConfig(n_speakers=12, clips_per_speaker=2, n_sentences=12, seed=7)
     corpus = Corpus(generate_corpus(tmp_path_factory.mktemp("faces") / "synthtalk", cfg, workers=2, progress=False))
@@ -168,7 +168,7 @@ def test_cremad_faces_are_found_where_they_were_put(cremad):
 
 
 def test_cremad_crops_show_the_face(cremad):
-    from s2v_lib.video import read_video
+    from s2v_lib.machinery.video import read_video
 
     name = next(n for n in cremad["known"] if n not in (cremad["short"], cremad["long"]))
     crops, fps = read_video(cremad["out"] / "clips" / f"{name}.mp4")
@@ -270,7 +270,7 @@ def test_ravdess_faces_and_48k_audio(ravdess):
 
 # ----------------------------------------------------------------------------------- errors
 def test_errors_speak_the_users_language(cremad, ravdess, tmp_path, capsys):
-    from s2v_lib.cli import main
+    from s2v_lib.machinery.cli import main
 
     with pytest.raises(FileNotFoundError, match="no VideoFlash folder: is this a CREMA-D copy"):
         ing.scan_cremad(ravdess["src"])

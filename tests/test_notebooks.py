@@ -1,7 +1,7 @@
 """The notebooks: structure checks, then each one run in order by papermill (smoke profile) and
 re-checked by nbval in lax mode (cells tagged ``nbval-check-output`` must give the same output).
 
-A notebook joins the suite by being added to ``s2v_lib.course.NOTEBOOKS``.
+A notebook joins the suite by being added to ``s2v_lib.machinery.course.NOTEBOOKS``.
 """
 import json
 import subprocess
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from s2v_lib.course import NOTEBOOK_DIR, NOTEBOOKS
+from s2v_lib.machinery.course import NOTEBOOK_DIR, NOTEBOOKS
 
 SANITIZE = Path(__file__).with_name("nbval_sanitize.cfg")
 
@@ -21,7 +21,7 @@ def _cells(name):
 
 def test_every_notebook_on_disk_is_in_the_course():
     on_disk = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
-    assert on_disk == sorted(NOTEBOOKS), "add new notebooks to s2v_lib.course.NOTEBOOKS"
+    assert on_disk == sorted(NOTEBOOKS), "add new notebooks to s2v_lib.machinery.course.NOTEBOOKS"
     assert NOTEBOOKS == sorted(NOTEBOOKS), "the course runs notebooks in the order of their numbers"
 
 
@@ -42,30 +42,52 @@ def test_notebook_structure(name):
     assert "Exercises" in text and "Summary" in text
 
 
+#: the metrics.json section each notebook writes
+SECTIONS = dict(zip(NOTEBOOKS, ("data", "teachers", "distillation", "gan", "evaluation", "inference")))
+
+#: another feature setting that validates must run every notebook: 64 mel bands and a 20 ms hop
+#: (2 mel frames per video frame instead of 4), on a smaller corpus and shorter trainings
+VARIANT = dict(features=dict(n_mels=64, hop_ms=20.0), corpus=dict(clips_per_speaker=12),
+               gan=dict(steps=12, baseline_steps=8, ablation_steps=4), sync=dict(steps=20), landmarks=dict(steps=30),
+               evaluation=dict(unseen_clips=6, bootstrap=50, rating_pairs=2))
+
+
+def _execute(name, state, settings):
+    """Run one notebook of the course into ``state["run"]``; a failure fails every later notebook too."""
+    import papermill as pm
+
+    if state["failed"]:
+        pytest.fail(f"notebook {state['failed']} failed first: {name} needs its files")
+    run = state["run"]
+    out = run / "notebooks" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pm.execute_notebook(str(NOTEBOOK_DIR / name), str(out), cwd=str(out.parent), kernel_name="python3",
+                            parameters=dict(profile="smoke", run_dir=str(run), corpus_dir="", seed=0, workers=2,
+                                            settings=settings),
+                            progress_bar=False)
+    except Exception:
+        state["failed"] = name
+        raise
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics.get(SECTIONS[name]), f"{name} wrote no '{SECTIONS[name]}' section to metrics.json"
+    return out
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     return {"run": tmp_path_factory.mktemp("smoke_run"), "failed": None}
 
 
+@pytest.fixture(scope="module")
+def variant_run(tmp_path_factory):
+    return {"run": tmp_path_factory.mktemp("variant_run"), "failed": None}
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_with_the_smoke_profile(name, smoke_run):
-    import papermill as pm
-
-    if smoke_run["failed"]:
-        pytest.skip(f"an earlier notebook failed: {smoke_run['failed']}")
-    run = smoke_run["run"]
-    out = run / "notebooks" / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        pm.execute_notebook(str(NOTEBOOK_DIR / name), str(out), cwd=str(out.parent), kernel_name="python3",
-                            parameters=dict(profile="smoke", run_dir=str(run), corpus_dir="", seed=0, workers=2),
-                            progress_bar=False)
-    except Exception:
-        smoke_run["failed"] = name
-        raise
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics, "the notebook wrote no metrics"
+    out = _execute(name, smoke_run, {})
     # nbval (lax): run the executed notebook again; tagged cells must reproduce their outputs
     res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
                           "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE), str(out)],
@@ -76,9 +98,17 @@ def test_notebook_runs_with_the_smoke_profile(name, smoke_run):
 @pytest.mark.notebooks
 def test_data_notebook_proves_the_signal(smoke_run):
     metrics_path = smoke_run["run"] / "metrics.json"
-    if not metrics_path.exists():
-        pytest.skip("notebook 01 did not run")
+    assert metrics_path.exists(), "notebook 01 did not run"
     data = json.loads(metrics_path.read_text())["data"]
     assert data["n_speakers"] == 8 and data["n_emotions"] == 6
     assert data["prosody_emotion_acc"] > 2 * data["prosody_emotion_chance"]
     assert data["voice_to_face_r2"] > 0
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_with_other_mel_settings(name, variant_run):
+    _execute(name, variant_run, VARIANT)
+    if name == NOTEBOOKS[0]:
+        info = json.loads((variant_run["run"] / "cache" / "cache.json").read_text())
+        assert (info["mel_per_frame"], info["features"]["n_mels"]) == (2, 64)

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
-from s2v_lib import rating
-from s2v_lib.video import write_video
+from s2v_lib.evaluation import rating
+from s2v_lib.machinery.video import write_video
 
 matplotlib.use("Agg")
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from s2v_lib import sync
+from s2v_lib.gan import sync
 from s2v_lib.config import SyncConfig
 
 
@@ -14,7 +14,24 @@ def test_shapes_and_mouth_region():
         assert mouths.shape == (2, 5, 3, 32, 64)
     v, a = expert(mouths, torch.randn(2, 20, 80))
     assert v.shape == a.shape == (2, 32)
-    assert torch.allclose(v.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
+def test_the_expert_sees_the_mouth_only():
+    """The video embedding reads the lower half of the face (where the mouth is), nothing above it,
+    and one window's embedding does not depend on the rest of its batch."""
+    torch.manual_seed(0)
+    expert = sync.SyncExpert(width=8, embedding_dim=32).eval()
+    frames = torch.rand(2, 5, 3, 64, 64)
+    v = expert.embed_video(sync.mouth_region(frames))
+    brows = frames.clone()
+    brows[..., :32, :] = torch.rand_like(brows[..., :32, :])  # the upper half: eyes and brows
+    assert torch.allclose(expert.embed_video(sync.mouth_region(brows)), v, atol=1e-6)
+    lips = frames.clone()
+    lips[..., 40:56, 16:48] = 0.0  # a dark open mouth
+    assert not torch.allclose(expert.embed_video(sync.mouth_region(lips)), v, atol=1e-3)
+    assert torch.allclose(expert.embed_video(sync.mouth_region(frames[1:])), v[1:], atol=1e-5)
+    mel = torch.randn(2, 20, 80)
+    assert torch.allclose(expert.embed_audio(mel[1:]), expert.embed_audio(mel)[1:], atol=1e-5)
 
 
 def test_sync_loss_prefers_the_in_sync_sound():
@@ -23,7 +40,7 @@ def test_sync_loss_prefers_the_in_sync_sound():
     others = torch.nn.functional.normalize(torch.randn(4, 5, 16), dim=-1)
     good = torch.cat([v[:, None], others], 1)
     bad = torch.cat([others[:, :1], v[:, None], others[:, 1:]], 1)  # the match sits at a shifted place
-    assert sync.sync_loss(v, good) < 0.1 < sync.sync_loss(v, bad)
+    assert sync.contrastive_loss(v, good) < 0.1 < sync.contrastive_loss(v, bad)
 
 
 def test_offset_profile_finds_a_known_shift():
@@ -42,7 +59,7 @@ def test_offset_profile_finds_a_known_shift():
 
 
 def test_windows_align_frames_and_mels(tiny_cache):
-    windows = sync.ClipWindows(tiny_cache, tiny_cache.index)
+    windows = sync.ClipWindows(tiny_cache, tiny_cache.index, SyncConfig.window)
     mouths, mels = windows.clip(0)
     n = int(windows.index.n_frames.iloc[0])
     assert mouths.shape == (n - 4, 5, 3, 32, 64) and mels.shape == (n - 4, 20, 80)

@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from s2v_lib import synthtalk as st
+from s2v_lib.machinery import synthtalk as st
 from s2v_lib.config import CorpusConfig
-from s2v_lib.espeak import Espeak, VoiceSpec
-from s2v_lib.faces import FaceRenderer
-from s2v_lib.video import read_video
+from s2v_lib.machinery.espeak import Espeak, VoiceSpec
+from s2v_lib.machinery.faces import FaceRenderer
+from s2v_lib.machinery.video import read_video
 
 FPS = 25
 
@@ -137,9 +137,20 @@ def test_speech_does_not_depend_on_what_was_said_before():
 
 
 def test_hundreds_of_voices_can_be_selected():
+    import os
+
     engine = Espeak.get()
+    spoken = {}
     for k in range(400):  # more than espeak-ng's list of voice files holds
-        engine.speak("a.", VoiceSpec(f"tmany{k}", pitch_base=80 + k % 150))
+        audio = engine.speak("a.", VoiceSpec(f"tmany{k}", pitch_base=80 + k % 150)).audio
+        assert len(audio) > 1000 and np.abs(audio).max() > 0.05, k
+        spoken[k] = audio
+    # the 400th variant is really selected (not the default voice): it speaks as the first one, whose
+    # settings it shares, and unlike a variant of another pitch
+    assert np.array_equal(spoken[0], spoken[150]) and np.array_equal(spoken[0], spoken[300])
+    assert not np.array_equal(spoken[0], spoken[149]) and not np.array_equal(spoken[300], spoken[399])
+    # the variant files do not pile up
+    assert not [f for f in os.listdir(engine._variants_dir) if f.startswith("tmany")]
 
 
 def test_voice_follows_the_latent():

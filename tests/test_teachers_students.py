@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from s2v_lib import metrics, probes, students, teachers
+from s2v_lib.evaluation import metrics
+from s2v_lib.machinery.runs import CheckpointError
+from s2v_lib import probes, students, teachers
 from s2v_lib.config import EMOTIONS, StudentConfig, TeacherConfig
 from s2v_lib.data import split_index
 
@@ -18,12 +20,19 @@ TINY_STUDENTS = StudentConfig(steps=4, batch_size=4, width=16, crop_frames=12)
 # ----------------------------------------------------------------------------------- shapes
 @pytest.mark.parametrize("size", [64, 128])
 def test_teacher_shapes(size):
+    torch.manual_seed(0)
     x = torch.rand(3, 3, size, size)
-    logits, emb = teachers.EmotionTeacher(width=8).eval()(x)
+    emotion = teachers.EmotionTeacher(width=8).eval()
+    logits, emb = emotion(x)
     assert logits.shape == (3, len(EMOTIONS)) and emb.shape == (3, 64)
-    ident = teachers.IdentityTeacher(width=8, embedding_dim=32).eval()(x)
+    identity = teachers.IdentityTeacher(width=8, embedding_dim=32).eval()
+    ident = identity(x)
     assert ident.shape == (3, 32)
-    assert torch.allclose(ident.norm(dim=1), torch.ones(3), atol=1e-5)
+    # in eval mode a face's outputs do not depend on the rest of its batch (batch norm uses its running
+    # statistics), and different faces get different outputs
+    assert torch.allclose(emotion(x[1:2])[0], logits[1:2], atol=1e-5)
+    assert torch.allclose(identity(x[1:2]), ident[1:2], atol=1e-5)
+    assert not torch.allclose(ident[0], ident[1], atol=1e-4)
 
 
 def test_student_shapes_and_bad_input():
@@ -124,21 +133,32 @@ def test_teacher_checkpoint_round_trip_and_clear_errors(tmp_path):
     loaded = teachers.load_teacher(path, "identity_teacher")
     x = torch.rand(2, 3, 64, 64)
     assert torch.allclose(model(x), loaded(x))
-    with pytest.raises(teachers.TeacherLoadError, match="no identity teacher weights"):
+    with pytest.raises(CheckpointError, match="no identity teacher weights"):
         teachers.load_teacher(tmp_path / "missing.pt", "identity_teacher")
-    with pytest.raises(teachers.TeacherLoadError, match="not a 'emotion_teacher'"):
+    with pytest.raises(CheckpointError, match="not a 'emotion_teacher'"):
         teachers.load_teacher(path, "emotion_teacher")
     payload = torch.load(path, weights_only=True)
     payload["config"]["embedding_dim"] = 32
     torch.save(payload, tmp_path / "mismatch.pt")
-    with pytest.raises(teachers.TeacherLoadError, match="do not fit"):
+    with pytest.raises(CheckpointError, match="do not fit"):
         teachers.load_teacher(tmp_path / "mismatch.pt", "identity_teacher")
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(teachers.TeacherLoadError, match="not a readable"):
+    with pytest.raises(CheckpointError, match="not a readable"):
         teachers.load_teacher(tmp_path / "garbage.pt", "identity_teacher")
 
 
 # ----------------------------------------------------------------------------------- end to end, tiny
+class _Constant(torch.nn.Module):
+    """An 'identity teacher' that sees nothing: the same unit embedding for every face."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.e = torch.nn.Parameter(torch.nn.functional.normalize(torch.ones(dim), dim=0), requires_grad=False)
+
+    def forward(self, x):
+        return self.e.expand(len(x), -1)
+
+
 def test_teachers_train_save_and_reload(tiny_cache, tiny_teachers):
     run, visual, (h1, h2) = tiny_teachers
     assert len(h1) == TINY_TEACHERS.steps and np.isfinite(h1.loss).all() and np.isfinite(h2.loss).all()
@@ -149,7 +169,7 @@ def test_teachers_train_save_and_reload(tiny_cache, tiny_teachers):
     assert len(history) == TINY_TEACHERS.steps
     # a setting of the other teacher does not retrain this one; one of its own does
     teachers.get_teacher("emotion_teacher", tiny_cache, run, dataclasses.replace(TINY_TEACHERS, identity_steps=5,
-                                                                                 temperature=7.0), progress=False)
+                                                                                 cosface_margin=0.4), progress=False)
     assert ckpt.stat().st_mtime_ns == stamp
     x = torch.rand(2, 3, 64, 64)
     assert torch.allclose(again(x)[0], visual.emotion_model(x)[0])
@@ -169,9 +189,19 @@ def test_teacher_scores_and_features(tiny_cache, tiny_teachers, tiny_features):
     run, visual, _ = tiny_teachers
     b = split_index(tiny_cache.index, "B")
     emo = teachers.evaluate_emotion(visual, tiny_cache, b)
-    assert 0 <= emo["accuracy"] <= 1 and emo["confusion"].sum() == emo["frames"]
+    assert emo["frames"] == int(((b.n_frames + 1) // 2).sum())  # every 2nd frame of each clip
+    assert emo["confusion"].sum() == emo["frames"]
+    assert emo["accuracy"] == pytest.approx(np.trace(emo["confusion"]) / emo["frames"])
+    frames_per_emotion = emo["confusion"].sum(1)
+    assert emo["chance"] == pytest.approx(frames_per_emotion.max() / emo["frames"])
+    for e, n in zip(EMOTIONS, frames_per_emotion):  # the confusion matrix's rows are the true emotions
+        assert n == int(((b.n_frames[b.emotion == e] + 1) // 2).sum()), e
     ident = teachers.evaluate_identity(visual, tiny_cache, split_index(tiny_cache.index), n_pairs=200)
-    assert 0 <= ident["eer"] <= 1
+    assert ident["pairs"] == 200 and ident["embeddings"].shape[0] == len(ident["speakers"])
+    # a known case: an identity teacher that gives every face the same embedding verifies at chance
+    collapsed = teachers.VisualTeachers(visual.emotion_model, _Constant(ident["embeddings"].shape[1]), 2.0)
+    blind = teachers.evaluate_identity(collapsed, tiny_cache, split_index(tiny_cache.index), n_pairs=200)
+    assert blind["eer"] == pytest.approx(0.5) and blind["genuine_mean"] == pytest.approx(blind["impostor_mean"])
     feats = tiny_features
     n = int(feats.index.n_frames.sum())
     assert feats.probs.shape == (n, len(EMOTIONS)) and feats.identity.shape[0] == n
@@ -179,7 +209,8 @@ def test_teacher_scores_and_features(tiny_cache, tiny_teachers, tiny_features):
     assert np.allclose(feats.soft_targets(clip).sum(1), 1, atol=1e-5)
     assert np.allclose(feats.soft_targets(clip, 1.0), torch.softmax(torch.from_numpy(
         np.array(feats.logits[feats.rows(clip)])), -1).numpy(), atol=1e-5)
-    assert set(feats.index.pool) <= {"B", "C"}
+    pools_bc = tiny_cache.index[tiny_cache.index.pool.isin(["B", "C"])]
+    assert set(feats.index.pool) == {"B", "C"} and list(feats.index["clip"]) == list(pools_bc["clip"])
     stamp = (run / "teacher_features" / "features.json").stat().st_mtime_ns
     teachers.extract_features(visual, tiny_cache, run / "teacher_features", progress=False)
     assert (run / "teacher_features" / "features.json").stat().st_mtime_ns == stamp, "reused, not extracted again"
@@ -199,12 +230,25 @@ def test_students_train_predict_and_score(tiny_cache, tiny_teachers, tiny_featur
         emo, ident, history = students.get_students(variant, utts, feats, run, TINY_STUDENTS, progress=False)
         assert len(history) == TINY_STUDENTS.steps and np.isfinite(history.emotion_loss).all()
         assert ("adversary_identity_loss" in history) == (variant == "adversarial")
-    pred = students.predict(emo, ident, utts)
+    pred = students.predict_utterances(emo, ident, utts.mel)
     assert pred["probs"].shape == (len(utts), len(EMOTIONS))
-    assert np.allclose(np.linalg.norm(pred["identity"], axis=1), 1, atol=1e-5)
+    # trained students predict in eval mode: again gives the same (dropout off), and an utterance's
+    # prediction does not depend on the others
+    again = students.predict_utterances(emo, ident, utts.mel[1:3])
+    for key in ("probs", "emotion_embedding", "identity"):
+        assert np.allclose(again[key], pred[key][1:3], atol=1e-5), key
     speakers, gallery = feats.speaker_identity(utts.meta["clip"])
-    scores = students.evaluate(pred, utts, speakers, gallery)
-    assert 0 <= scores["identity_top1"] <= 1 and 0 <= scores["emotion_acc"] <= 1
+    scores = students.evaluate_students(pred, utts, speakers, gallery)
+    assert scores["emotion_acc"] == pytest.approx((pred["probs"].argmax(1) == utts.emotion_ids).mean())
+    assert scores["identity_top1"] == pytest.approx((scores["ranks"] == 1).mean())
+    # known cases: an oracle (the true emotion; the speaker's own gallery face) scores 1, a liar 0
+    own = np.array([gallery[list(speakers).index(s)] for s in utts.meta.speaker])
+    oracle = dict(pred, probs=np.eye(len(EMOTIONS))[utts.emotion_ids], identity=own)
+    perfect = students.evaluate_students(oracle, utts, speakers, gallery)
+    assert perfect["emotion_acc"] == 1 and perfect["identity_top1"] == 1
+    liar = dict(pred, probs=np.eye(len(EMOTIONS))[(utts.emotion_ids + 1) % len(EMOTIONS)], identity=-own)
+    wrong = students.evaluate_students(liar, utts, speakers, gallery)
+    assert wrong["emotion_acc"] == 0 and wrong["identity_top1"] == 0
     assert np.isnan(scores["identity_top5"]) == (len(speakers) <= 5)  # top-5 of 5 faces says nothing
     assert scores["identity_top1_chance"] == pytest.approx(1 / len(speakers))
     paths = students.publish(run, "supervised")
@@ -219,7 +263,7 @@ def test_student_training_is_reproducible(tiny_cache, tiny_features):
     cfg = dataclasses.replace(TINY_STUDENTS, adversary_weight=1.0)
     a = students.train_students(utts, cfg, seed=5, progress=False)
     b = students.train_students(utts, cfg, seed=5, progress=False)
-    assert a[2].drop(columns="seconds").equals(b[2].drop(columns="seconds"))
+    assert a[2].drop(columns="step_seconds").equals(b[2].drop(columns="step_seconds"))
 
 
 def test_students_never_see_labels(tiny_cache, tiny_features):
@@ -230,11 +274,11 @@ def test_students_never_see_labels(tiny_cache, tiny_features):
                                                                 speaker=rng.permutation(utts.meta.speaker.to_numpy()),
                                                                 intensity="high"))
     cfg = dataclasses.replace(TINY_STUDENTS, adversary_weight=1.0)
-    a = students.train_students(utts, cfg, seed=2, progress=False)[2].drop(columns="seconds")
-    b = students.train_students(scrambled, cfg, seed=2, progress=False)[2].drop(columns="seconds")
+    a = students.train_students(utts, cfg, seed=2, progress=False)[2].drop(columns="step_seconds")
+    b = students.train_students(scrambled, cfg, seed=2, progress=False)[2].drop(columns="step_seconds")
     assert a.equals(b)
-    sup_a = students.train_students(utts, cfg, "labels", seed=2, progress=False)[2].drop(columns="seconds")
-    sup_b = students.train_students(scrambled, cfg, "labels", seed=2, progress=False)[2].drop(columns="seconds")
+    sup_a = students.train_students(utts, cfg, "labels", seed=2, progress=False)[2].drop(columns="step_seconds")
+    sup_b = students.train_students(scrambled, cfg, "labels", seed=2, progress=False)[2].drop(columns="step_seconds")
     assert not sup_a.equals(sup_b), "the supervised bound does use the labels"
 
 

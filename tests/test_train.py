@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from s2v_lib import sync, teachers
-from s2v_lib.config import GANConfig
-from s2v_lib.train import GANData, GANTrainer
+from s2v_lib.gan import sync
+from s2v_lib import teachers
+from s2v_lib.config import GANConfig, GeneratorConfig, with_overrides
+from s2v_lib.gan.train import GANData, GANTrainer
 
-CFG = GANConfig(batch_size=2, window=6, width=8, d_width=8, checkpoint_every=2)
+CFG = GANConfig(batch_size=2, window=6, generator=GeneratorConfig(width=8), d_width=8, checkpoint_every=2)
 
 
 def _experts():
@@ -27,13 +28,14 @@ def test_a_step_uses_every_loss_and_the_flags_switch_them_off():
     row = GANTrainer(CFG, data, _experts(), seed=0, dev=torch.device("cpu")).step()
     assert {"adv_frame", "adv_sequence", "l1", "sync", "emotion", "identity"} <= set(row)
     assert all(np.isfinite(v) for v in row.values())
-    ablated = dataclasses.replace(CFG, use_sync=False, use_sequence=False, use_emotion=False, use_noise=False)
+    ablated = with_overrides(CFG, dict(use_sync=False, use_sequence=False,
+                                       generator=dict(use_emotion=False, use_noise=False)))
     row = GANTrainer(ablated, data, _experts(), seed=0, dev=torch.device("cpu")).step()
     assert not {"adv_sequence", "sync", "emotion"} & set(row)
 
 
 def test_static_image_baseline_trains_by_the_same_code():
-    cfg = dataclasses.replace(CFG, identity_from="image")
+    cfg = with_overrides(CFG, dict(generator=dict(identity_from="image")))
     trainer = GANTrainer(cfg, GANData.synthetic(), _experts(), seed=0, dev=torch.device("cpu"))
     assert trainer.generator.image_identity is not None and np.isfinite(trainer.step()["g_loss"])
 
@@ -55,7 +57,7 @@ def test_resume_gives_the_same_losses_as_an_uninterrupted_run(tmp_path):
 def test_ddp_ranks_hold_identical_weights(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", "29517", "-m", "s2v_lib.train", "ddp-check", str(tmp_path)],
+                          "--master_port", "29517", "-m", "s2v_lib.gan.train", "ddp-check", str(tmp_path)],
                          capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     a, b = (tmp_path / "rank0.txt").read_text(), (tmp_path / "rank1.txt").read_text()
@@ -88,7 +90,7 @@ def test_training_data_from_a_run(tiny_cache, tiny_teachers, tiny_features):
 
 
 def test_fit_resumes_and_keeps_snapshots_over_training(tmp_path):
-    from s2v_lib import train
+    from s2v_lib.gan import train
 
     data = GANData.synthetic(seed=2)
     tr, hist = train.fit("no_noise", CFG, data, _experts(), tmp_path, 4, seed=0, progress=False, watch=data,
