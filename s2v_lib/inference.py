@@ -288,7 +288,8 @@ class Speech2VideoModel:
             torch.from_numpy((pred["emotion_embedding"] if override is None else override)[None]),
             identity_image=image, chunk_frames=self.chunk_frames, seed=seed)
         with progress_bar(None, progress, total=n_frames, desc=label, unit="frame") as bar, \
-                VideoWriter(out_path, self.fps, self.resolution, self.resolution, audio, self.sample_rate) as writer:
+                VideoWriter(out_path, self.fps, self.resolution, self.resolution, audio, self.sample_rate,
+                            exclusive=True) as writer:
             for chunk in chunks:
                 writer.write(to_uint8(chunk))
                 bar.update(chunk.shape[1])

@@ -189,11 +189,11 @@ def test_a_second_writer_of_one_output_is_refused_and_stale_temporaries_go(tmp_p
     stale = tmp_path / ".v.mp4.999999999-abc123.tmp.mp4"  # a process id that cannot be running
     stale.write_bytes(b"half a video")
     frames = np.zeros((3, 32, 32, 3), np.uint8)
-    with VideoWriter(out, 25, 32, 32) as first:
+    with VideoWriter(out, 25, 32, 32, exclusive=True) as first:
         assert not stale.exists()
         first.write(frames)
         with pytest.raises(FileExistsError, match="another process is writing"):
-            VideoWriter(out, 25, 32, 32)
+            VideoWriter(out, 25, 32, 32, exclusive=True)
     assert out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
 
 

@@ -5,7 +5,7 @@ One step (``GANTrainer.step``):
 1. discriminators: hinge loss on real windows against generated ones (generator frozen);
 2. generator: its adversarial terms, plus L1 reconstruction (mouth weighted; pool B speakers
    have ground-truth video), the frozen sync expert, the frozen emotion teacher against the
-   emotion the speech implies, and the frozen identity teacher against the speaker's face.
+   emotion the speech implies, and the frozen identity teacher against the clip's real face.
 
 Checkpoints (every ``checkpoint_every`` steps and at the end) hold the weights, both optimisers,
 the step, the EMA generator and every random state, written to a temporary file and renamed; a

@@ -86,11 +86,12 @@ class VideoWriter:
     H.264 (yuv420p, one x264 thread: the same frames give the same bytes) and, if ``audio`` is
     given, an AAC mono track of it, encoded when the writer closes. The file is written under a
     temporary name of this process's own and renamed at the end: an error or an interrupt leaves no
-    half-written video, and a second process writing the same path is refused while this one writes.
+    half-written video. With ``exclusive``, a second process writing the same path is refused while
+    this one writes, and temporary files of a killed writer of the path are removed.
     """
 
     def __init__(self, path, fps: int, width: int, height: int, audio: np.ndarray | None = None,
-                 sample_rate: int | None = None, crf: int = 18):
+                 sample_rate: int | None = None, crf: int = 18, exclusive: bool = False):
         import av
 
         if height % 2 or width % 2:
@@ -99,8 +100,11 @@ class VideoWriter:
         self.size = (height, width)
         self.frames_written = 0
         self._audio, self._sample_rate = audio, sample_rate
-        self._lock = _exclusive(self.path)
-        remove_stale_temporaries(self.path)
+        # a user's output (exclusive): one writer at a time, and what a killed run left is removed; the
+        # corpus writes thousands of clips of its own into one folder and needs neither
+        self._lock = _exclusive(self.path) if exclusive else None
+        if exclusive:
+            remove_stale_temporaries(self.path)
         # a name of this process's own: two writers of one path never write into one file
         self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp.mp4")
         try:
