@@ -1,5 +1,6 @@
 """SynthTalk: determinism, ground truth that agrees with the pixels, lips on the phonemes, pools."""
 import dataclasses
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -203,6 +204,31 @@ def test_generation_is_reproducible_across_runs(tmp_path):
     pd.testing.assert_frame_equal(ma, mb)
     for rel in list(ma.audio) + list(ma.video):
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def test_espeak_data_folders_of_ended_processes_are_removed(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from s2v_lib.machinery.espeak import remove_stale_data_folders
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = os.fork()
+    if dead == 0:
+        os._exit(0)
+    os.waitpid(dead, 0)
+    for name in (f"s2v-espeak-{dead}-gone", f"s2v-espeak-{os.getpid()}-mine", "s2v-espeak-oldstyle",
+                 "s2v-espeak-newstyle", "unrelated"):
+        (tmp_path / name / "espeak-ng-data").mkdir(parents=True)
+    os.utime(tmp_path / "s2v-espeak-oldstyle", (time.time() - 7200,) * 2)
+    assert remove_stale_data_folders() == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"s2v-espeak-{os.getpid()}-mine", "s2v-espeak-newstyle",
+                                                          "unrelated"]
+    (tmp_path / f"s2v-espeak-{dead}-gone").mkdir()  # a worker killed by a pool: removed when generation ends
+    st.generate_corpus(tmp_path / "c", CorpusConfig(n_speakers=2, clips_per_speaker=2, n_sentences=5, seed=9),
+                       workers=2, progress=False)
+    left = [p.name for p in tmp_path.iterdir() if p.name.startswith("s2v-espeak-")]
+    assert all(int(name.split("-")[2]) == os.getpid() for name in left if name.split("-")[2].isdigit()), left
 
 
 def test_reuse_resume_and_refusal_to_mix(tmp_path):

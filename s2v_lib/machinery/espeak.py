@@ -12,9 +12,9 @@ follow the speaker's latent identity.
 """
 from __future__ import annotations
 
-import atexit
 import ctypes
 import ctypes.util
+import multiprocessing.util
 import os
 import pickle
 import shutil
@@ -100,8 +100,48 @@ class Utterance:
         return len(self.audio) / self.sample_rate
 
 
+_ROOT_PREFIX = "s2v-espeak-"
+
+
+def remove_stale_data_folders(older_than_s: float = 3600.0) -> int:
+    """Remove the private data folders (``s2v-espeak-<pid>-*`` in the temporary folder) of processes that
+    are gone: a pool worker ended by its pool, or a killed run, never runs its exit handlers. Folders
+    without a process number (older versions) are removed when older than ``older_than_s``. Returns
+    how many were removed."""
+    import time
+
+    removed = 0
+    for entry in os.scandir(tempfile.gettempdir()):
+        if not entry.name.startswith(_ROOT_PREFIX) or not entry.is_dir(follow_symlinks=False):
+            continue
+        pid = entry.name[len(_ROOT_PREFIX):].split("-")[0]
+        try:
+            if hasattr(os, "getuid") and entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            if pid.isdigit():
+                try:
+                    os.kill(int(pid), 0)
+                    continue  # its process still runs
+                except ProcessLookupError:
+                    pass
+                except PermissionError:
+                    continue
+            elif time.time() - entry.stat(follow_symlinks=False).st_mtime < older_than_s:
+                continue
+            shutil.rmtree(entry.path)
+            removed += 1
+        except OSError:  # another process removed it first, or it is not ours to remove
+            continue
+    return removed
+
+
 class Espeak:
-    """The espeak-ng library, initialised once per process (it keeps global state)."""
+    """The espeak-ng library, initialised once per process (it keeps global state).
+
+    Its private data folder (``s2v-espeak-<pid>-*``, links to the system's plus our voice variants) is
+    removed when the process exits, and by the next engine when the process was killed or ended
+    without exit handlers (``remove_stale_data_folders``).
+    """
 
     _instance: "Espeak | None" = None
 
@@ -111,8 +151,11 @@ class Espeak:
             raise RuntimeError(f"the espeak-ng library (libespeak-ng) was not found; {_INSTALL_HINT}")
         self.lib = ctypes.CDLL(path)
         self.language = language
-        self._root = tempfile.mkdtemp(prefix="s2v-espeak-")
-        atexit.register(shutil.rmtree, self._root, True)
+        remove_stale_data_folders()
+        self._root = tempfile.mkdtemp(prefix=f"{_ROOT_PREFIX}{os.getpid()}-")
+        # removed at exit: multiprocessing's finalizers run in a pool worker that ends normally, where
+        # atexit handlers do not (and in the main process, from atexit)
+        multiprocessing.util.Finalize(None, shutil.rmtree, args=(self._root, True), exitpriority=10)
         self._variants_dir = self._private_data_folder(self._root)
         self.lib.espeak_Initialize.restype = ctypes.c_int
         self.sample_rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, self._root.encode(),

@@ -32,7 +32,7 @@ from scipy.signal import lfilter, resample_poly
 
 from ..config import INTENSITIES, CorpusConfig
 from ..config import progress as progress_bar
-from .espeak import Espeak, VoiceSpec
+from .espeak import Espeak, VoiceSpec, remove_stale_data_folders
 from .faces import EXPRESSION_CHANNELS, FACE_ATTRIBUTES, FaceIdentity, FaceRenderer, FaceState
 
 CORPUS_VERSION = 2  # 2: stronger facial expressions (about twice the displacement)
@@ -570,6 +570,9 @@ def generate_corpus(out_dir, cfg: CorpusConfig, workers: int | None = None, prog
     else:
         with _pool_context().Pool(workers, _worker_init, (settings, str(out))) as pool:
             rows = list(progress_bar(pool.imap(_make_clip, specs, chunksize=4), progress, **bar))
+            pool.close()  # let the workers end normally, removing their espeak data folders
+            pool.join()
+        remove_stale_data_folders()  # and those of workers that could not
     meta = pd.DataFrame(rows)
     meta.insert(len(meta.columns), "fps", cfg.fps)
     meta.insert(len(meta.columns), "sample_rate", cfg.sample_rate)
