@@ -5,10 +5,11 @@
 The test-time path of METHOD.md: the recording as 16 kHz mono; log-mels normalised as in
 training; the emotion and identity students on the sound (utterance embeddings); the
 generator, chunk by chunk (its motion GRU carries over); H.264 video and the original sound
-as AAC, written as the frames come. Memory stays bounded on long recordings (a 10-minute
-talk): log-mels are computed in blocks, the students hear windows of at most
-``STUDENT_WINDOW_S`` seconds whose predictions are averaged, and the generator and the
-writer stream.
+as AAC, written as the frames come. Memory does not grow with the recording (a two-hour
+lecture needs what a sentence needs): the sound is decoded and resampled a block at a time
+into an anonymous temporary file (``audio.Recording``), log-mels are computed for the rows
+asked (``MelFrames``), the students hear windows of at most ``STUDENT_WINDOW_S`` seconds one
+at a time and their predictions are averaged, and the generator and the writer stream.
 
 ``Speech2VideoModel`` keeps a run's networks loaded for many recordings (``generate_folder``);
 ``python -m s2v_lib generate`` is the command line of both.
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .machinery.audio import AudioError, load_audio, log_mel, to_mono
+from .machinery.audio import AudioError, Recording, log_mel, stream_audio, to_mono
 from .config import EMOTIONS, FeatureConfig, device
 from .config import progress as progress_bar
 from .gan.train import to_uint8
@@ -36,8 +37,6 @@ SILENCE_DBFS = -60.0
 CLIPPED_FRACTION = 0.01
 #: The students hear at most this many seconds at once; longer recordings are cut into windows.
 STUDENT_WINDOW_S = 10.0
-#: Log-mels of long recordings are computed this many seconds at a time.
-MEL_BLOCK_S = 60.0
 #: Video frames the generator makes at once at 64 px (proportionally fewer at larger sizes): 2 s.
 #: On a CPU this was 1.7x faster than the generator's default of 10 s and needed 500 MB less memory.
 CHUNK_FRAMES_64PX = 50
@@ -116,73 +115,72 @@ class Speech2VideoModel:
                 + (f", run {self.run}" if self.run is not None else "") + ")")
 
     # ------------------------------------------------------------------ the steps
-    def read(self, speech, sample_rate: int | None = None, quiet: bool = False) -> tuple[np.ndarray, dict, list]:
+    def read(self, speech, sample_rate: int | None = None, quiet: bool = False) -> tuple[Recording, dict, list]:
         """A file (any format, rate, channels) or an array ((n,) or (n, channels) at ``sample_rate``, default
-        the run's) -> ``(audio, source, notes)``: mono samples at the run's rate, what the input held, and
-        warnings in words. Raises ``AudioError`` for input with less than one video frame of sound.
+        the run's) -> ``(recording, source, notes)``: a ``Recording`` of the mono samples at the run's rate,
+        what the input held, and warnings in words. A file is decoded and resampled as a stream into an
+        anonymous temporary file (close the recording, or use it in a ``with``), so memory does not grow
+        with its length. Raises ``AudioError`` for input with less than one video frame of sound.
         """
         source: dict = {}
         if isinstance(speech, (str, Path)):
             name = Path(speech).name
-            audio = load_audio(speech, self.sample_rate, quiet=quiet, report=source)
+            recording = Recording.of(stream_audio(speech, self.sample_rate, quiet=quiet, report=source),
+                                     self.sample_rate)
         else:
             name = "the recording"
-            audio = to_mono(speech, sample_rate or self.sample_rate, self.sample_rate, name, quiet, source)
-        if len(audio) == 0:
-            raise AudioError(f"{name} contains no audio samples")
-        if len(audio) < self.sample_rate // self.fps:
-            raise AudioError(f"{name} lasts {1000 * len(audio) / self.sample_rate:.0f} ms, less than one video "
-                             f"frame ({1000 / self.fps:.0f} ms): there is nothing to animate")
+            recording = Recording(to_mono(speech, sample_rate or self.sample_rate, self.sample_rate, name, quiet,
+                                          source), self.sample_rate)
+        try:
+            if len(recording) == 0:
+                raise AudioError(f"{name} contains no audio samples")
+            if len(recording) < self.sample_rate // self.fps:
+                raise AudioError(f"{name} lasts {1000 * recording.seconds:.0f} ms, less than one video "
+                                 f"frame ({1000 / self.fps:.0f} ms): there is nothing to animate")
+        except AudioError:
+            recording.close()
+            raise
         notes = []
         if source["nonfinite"]:
             notes.append(f"{source['nonfinite']} samples were NaN or infinite and were set to zero")
         if source["clipped"] > CLIPPED_FRACTION:
             notes.append(f"{100 * source['clipped']:.1f} % of the samples are at full scale: the recording is "
                          f"clipped (distorted), which can mislead the emotion prediction")
-        rms = math.sqrt(float(np.dot(audio, audio)) / len(audio))
-        level = 20 * math.log10(rms) if rms > 0 else -math.inf
+        level = 20 * math.log10(recording.rms) if recording.rms > 0 else -math.inf
         source["silent"] = level < SILENCE_DBFS
         if source["silent"]:
             notes.append(f"the recording is silent (level {level:.0f} dBFS): expect a face that barely moves, "
                          f"and an emotion prediction that means nothing")
-        return audio, source, notes
+        return recording, source, notes
+
+    def mel_frames(self, recording: Recording) -> "MelFrames":
+        """The normalised log-mels of a recording as a sequence computed on demand (``MelFrames``)."""
+        return MelFrames(self, recording)
 
     def log_mel(self, audio: np.ndarray) -> np.ndarray:
-        """Normalised log-mels (mT, n_mels), m = ``mel_per_frame``, for T = ceil(duration * fps) video frames, as the networks saw in
-        training; computed ``MEL_BLOCK_S`` seconds at a time (the same numbers as all at once)."""
-        hop = self.features.hop_length(self.sample_rate)
-        n_frames = math.ceil(len(audio) / (self.sample_rate // self.fps))
-        n_mel = self.mel_per_frame * n_frames
-        margin = -(-self.features.n_fft // hop) * hop  # whole hops beyond each block's edges
-        step = int(MEL_BLOCK_S * self.sample_rate) // hop
-        blocks = []
-        for f0 in range(0, len(audio) // hop + 1, step):
-            s0 = max(0, f0 * hop - margin)
-            f1 = min(f0 + step, len(audio) // hop + 1)
-            mel = log_mel(audio[s0:f1 * hop + margin], self.sample_rate, self.features)
-            blocks.append(mel[(f0 * hop - s0) // hop:(f1 * hop - s0) // hop])
-        mel = np.concatenate(blocks)[:n_mel]
-        if len(mel) < n_mel:  # the last video frame's mel frames past the end of the sound repeat the last one
-            mel = np.concatenate([mel, np.repeat(mel[-1:], n_mel - len(mel), 0)])
-        return np.maximum(self.normalize(mel), self.mel_floor)
+        """Normalised log-mels (mT, n_mels), m = ``mel_per_frame``, for T = ceil(duration * fps) video frames,
+        as the networks saw in training (mono samples at the run's rate; ``MelFrames`` of them, all at once)."""
+        return self.mel_frames(Recording(audio, self.sample_rate))[:]
 
     def normalize(self, mel) -> np.ndarray:
         """Log-mels as the networks see them: each band z-scored by ``mel_mean`` and ``mel_std``, float32."""
         return ((np.asarray(mel) - self.mel_mean) / self.mel_std).astype(np.float32)
 
-    def predict(self, mel: np.ndarray) -> dict:
-        """Both students on normalised log-mels (mT, n_mels), m = ``mel_per_frame``,: ``probs`` (6,), ``emotion_embedding`` (De,),
-        ``identity`` (Di,) unit vector, ``windows`` (how many pieces the students heard).
+    def predict(self, mel) -> dict:
+        """Both students on normalised log-mels (mT, n_mels), m = ``mel_per_frame`` (an array or ``MelFrames``):
+        ``probs`` (6,), ``emotion_embedding`` (De,), ``identity`` (Di,) unit vector, ``windows`` (how many
+        pieces the students heard).
 
         Up to ``STUDENT_WINDOW_S`` seconds this is ``students.predict_utterances`` on the whole utterance; a longer
-        recording is cut into near-equal windows and their predictions averaged, weighted by length.
+        recording is cut into near-equal windows, heard one at a time, and their predictions averaged, weighted
+        by length.
         """
         from .students import predict_utterances
 
         n_frames = len(mel) // self.mel_per_frame
         k = math.ceil(n_frames / int(STUDENT_WINDOW_S * self.fps))
         edges = np.linspace(0, n_frames, k + 1).round().astype(int) * self.mel_per_frame
-        pieces = [np.ascontiguousarray(mel[a:b]) for a, b in zip(edges[:-1], edges[1:])]
+        pieces = (np.ascontiguousarray(mel[a:b]) for a, b in zip(edges[:-1], edges[1:]))
         pred = predict_utterances(self.emotion_student, self.identity_student, pieces)
         w = np.diff(edges).astype(np.float64)[:, None] / edges[-1]
         identity = (w * pred["identity"]).sum(0)
@@ -262,39 +260,42 @@ class Speech2VideoModel:
         """One recording -> ``out_path`` (mp4: H.264 video, the recording as AAC). See ``generate_video``.
 
         ``out_path`` is checked first (``check_output``): never the recording itself, and an existing
-        file that is not one of this project's videos only with ``overwrite``.
+        file that is not one of this project's videos only with ``overwrite``. The sound is heard twice,
+        a block at a time: by the students (the whole recording's emotion and identity), then by the
+        generator as it makes the frames; memory does not grow with the recording's length.
         """
         t0 = time.perf_counter()
         check_output(out_path, speech, overwrite)
         override, image, notes = self.check_options(emotion, baseline_image)
-        audio, source, more = self.read(speech, sample_rate, quiet=not progress)
-        notes += more
-        mel = self.log_mel(audio)
-        pred = self.predict(mel)
-        predicted = EMOTIONS[int(pred["probs"].argmax())]
-        used = predicted if emotion is None else str(emotion).lower()
-        if source["silent"] and override is None and self.run is not None:
-            try:  # silence carries no emotion: show the neutral face rather than a guess
-                override, used = self.emotion_prototypes()["neutral"], "neutral"
-                notes.append("silence carries no emotion: the face shows the run's neutral expression")
-            except (ValueError, OSError, KeyError):
-                pass
-        n_frames = len(mel) // self.mel_per_frame
-        out_path = check_output(out_path, speech, overwrite)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        label = Path(speech).name if isinstance(speech, (str, Path)) else "recording"
-        chunks = self.generator.generate_chunks(
-            torch.from_numpy(mel[None]), torch.from_numpy(pred["identity"][None]),
-            torch.from_numpy((pred["emotion_embedding"] if override is None else override)[None]),
-            identity_image=image, chunk_frames=self.chunk_frames, seed=seed)
-        with progress_bar(None, progress, total=n_frames, desc=label, unit="frame") as bar, \
-                VideoWriter(out_path, self.fps, self.resolution, self.resolution, audio, self.sample_rate,
-                            exclusive=True) as writer:
-            for chunk in chunks:
-                writer.write(to_uint8(chunk))
-                bar.update(chunk.shape[1])
+        recording, source, more = self.read(speech, sample_rate, quiet=not progress)
+        with recording:
+            notes += more
+            mel = self.mel_frames(recording)
+            pred = self.predict(mel)
+            predicted = EMOTIONS[int(pred["probs"].argmax())]
+            used = predicted if emotion is None else str(emotion).lower()
+            if source["silent"] and override is None and self.run is not None:
+                try:  # silence carries no emotion: show the neutral face rather than a guess
+                    override, used = self.emotion_prototypes()["neutral"], "neutral"
+                    notes.append("silence carries no emotion: the face shows the run's neutral expression")
+                except (ValueError, OSError, KeyError):
+                    pass
+            n_frames = len(mel) // self.mel_per_frame
+            out_path = check_output(out_path, speech, overwrite)
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            label = Path(speech).name if isinstance(speech, (str, Path)) else "recording"
+            chunks = self.generator.generate_chunks(
+                mel.batched(), torch.from_numpy(pred["identity"][None]),
+                torch.from_numpy((pred["emotion_embedding"] if override is None else override)[None]),
+                identity_image=image, chunk_frames=self.chunk_frames, seed=seed)
+            with progress_bar(None, progress, total=n_frames, desc=label, unit="frame") as bar, \
+                    VideoWriter(out_path, self.fps, self.resolution, self.resolution, recording, self.sample_rate,
+                                exclusive=True) as writer:
+                for chunk in chunks:
+                    writer.write(to_uint8(chunk))
+                    bar.update(chunk.shape[1])
         seconds = time.perf_counter() - t0
-        duration = len(audio) / self.sample_rate
+        duration = recording.seconds
         return dict(speech=str(speech) if isinstance(speech, (str, Path)) else "<array>", video=str(out_path),
                     system=self.name, seed=seed, duration_s=duration, frames=n_frames, fps=self.fps,
                     resolution=self.resolution, emotion=predicted,
@@ -302,6 +303,62 @@ class Speech2VideoModel:
                     emotion_used=used,
                     student_windows=pred["windows"], seconds=seconds, realtime_factor=duration / seconds,
                     source=source, notes=notes)
+
+
+class MelFrames:
+    """A recording's normalised log-mels (mT, n_mels), floored at the model's ``mel_floor``, for
+    T = ceil(duration * fps) video frames, computed for the rows asked (``mel[a:b]``; ``mel[:]`` is all
+    of them): each range from its samples with ``n_fft`` whole hops of sound on either side, so any
+    range gives the numbers the whole recording gives (up to float rounding). The last video frame's
+    mel frames past the end of the sound repeat the last one. ``batched()``: the same as (1, mT, n_mels)
+    torch tensors, as ``Generator.generate_chunks`` reads them.
+    """
+
+    def __init__(self, model: Speech2VideoModel, recording: Recording):
+        self.model, self.recording = model, recording
+        self.hop = model.features.hop_length(model.sample_rate)
+        n_frames = math.ceil(len(recording) / (model.sample_rate // model.fps))
+        self.length = model.mel_per_frame * n_frames
+        self.n_real = len(recording) // self.hop + 1  # frames of the sound itself (centred STFT)
+        self.margin = -(-model.features.n_fft // self.hop) * self.hop  # whole hops beyond each range's edges
+        self.shape = (self.length, model.features.n_mels)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, rows) -> np.ndarray:
+        if not isinstance(rows, slice) or rows.step not in (None, 1):
+            raise TypeError("MelFrames are read as contiguous ranges: mel[a:b]")
+        a, b, _ = rows.indices(self.length)
+        b, f1 = max(a, b), min(max(a, b), self.n_real)
+        mel = self._log_mel(a, f1) if f1 > a else np.zeros((0, self.shape[1]), np.float32)
+        if b > max(a, f1):  # past the end of the sound: its last frame again
+            last = mel[-1:] if len(mel) else self._log_mel(self.n_real - 1, self.n_real)
+            mel = np.concatenate([mel, np.repeat(last, b - max(a, f1), 0)])
+        return np.maximum(self.model.normalize(mel), self.model.mel_floor)
+
+    def _log_mel(self, a: int, b: int) -> np.ndarray:
+        """Log-mel frames a..b of the sound itself (b <= n_real), not normalised."""
+        s0 = max(0, a * self.hop - self.margin)
+        sound = self.recording.read(s0, b * self.hop + self.margin)
+        mel = log_mel(sound, self.model.sample_rate, self.model.features)
+        return mel[(a * self.hop - s0) // self.hop:(b * self.hop - s0) // self.hop]
+
+    def batched(self) -> "_Batched":
+        return _Batched(self)
+
+
+class _Batched:
+    """``MelFrames`` as a (1, mT, n_mels) tensor that is only ever sliced as ``[:, a:b]``."""
+
+    def __init__(self, mel: MelFrames):
+        self.mel, self.shape = mel, (1, *mel.shape)
+
+    def __getitem__(self, index) -> torch.Tensor:
+        batch, rows = index
+        if batch != slice(None):
+            raise TypeError("batched MelFrames are read as [:, a:b]")
+        return torch.from_numpy(self.mel[rows][None])
 
 
 def corpus_mel_floor(cache) -> np.ndarray:

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from s2v_lib.machinery.audio import AudioError, load_audio, log_mel, voice_statistics
+from s2v_lib.machinery.audio import (AudioError, Recording, StreamResampler, load_audio, log_mel, resample,
+                                     stream_audio, to_mono, voice_statistics)
 from s2v_lib.config import FeatureConfig
 from s2v_lib.machinery.video import crop_faces, read_video, write_video
 
@@ -61,6 +62,45 @@ def test_audio_track_of_a_video_is_read(tmp_path):
     path = write_video(tmp_path / "v.mp4", frames, 25, _tone(500), 16000)
     audio = load_audio(path)
     assert abs(len(audio) - 16000) < 2048 and np.abs(audio).max() > 0.2
+
+
+@pytest.mark.parametrize("orig_sr", [8000, 11025, 22050, 44100, 48000, 96000])
+def test_resampling_a_stream_in_pieces_equals_resampling_it_whole(orig_sr):
+    rng = np.random.default_rng(orig_sr)
+    x = (0.3 * rng.standard_normal(int(1.37 * orig_sr))).astype(np.float32)
+    whole = resample(x, orig_sr, 16000)
+    for piece in (1, 997, orig_sr // 3, len(x)):  # pieces far shorter, and longer, than the kernel
+        rs = StreamResampler(orig_sr, 16000)
+        out = np.concatenate([rs.push(x[i:i + piece]) for i in range(0, len(x), piece)] + [rs.flush()])
+        assert out.shape == whole.shape
+        np.testing.assert_allclose(out, whole, rtol=0, atol=2e-6)
+
+
+def test_a_file_streams_in_blocks_with_the_whole_file_numbers(tmp_path):
+    sr = 44100
+    x = np.stack([_tone(220, sr, 3.3), _tone(330, sr, 3.3)], 1)
+    x[1000:1010, 0] = 1.0  # a few samples at full scale
+    path = tmp_path / "talk.wav"
+    sf.write(path, x, sr, subtype="FLOAT")
+    report, whole_report = {}, {}
+    blocks = list(stream_audio(path, 16000, quiet=True, report=report, block_s=0.25))
+    assert len(blocks) >= 12 and max(len(b) for b in blocks) < 16000  # a quarter of a second at a time
+    whole = to_mono(x, sr, 16000, quiet=True, report=whole_report)
+    np.testing.assert_allclose(np.concatenate(blocks), resample(x.mean(1), sr, 16000), rtol=0, atol=2e-6)
+    np.testing.assert_allclose(np.concatenate(blocks), whole, rtol=0, atol=2e-6)
+    assert report == whole_report and report["channels"] == 2 and report["sample_rate"] == sr
+    assert report["clipped"] == 10 / x.size and abs(report["seconds"] - 3.3) < 1e-6
+
+
+def test_a_recording_is_kept_in_a_file_not_in_memory(tmp_path):
+    path = tmp_path / "talk.flac"
+    sf.write(path, _tone(300, 48000, 2.0), 48000)
+    with Recording.of(stream_audio(path, 16000, quiet=True, block_s=0.1), 16000) as rec:
+        assert rec._array is None and len(rec) == 32000 and abs(rec.seconds - 2.0) < 1e-9
+        np.testing.assert_allclose(rec.read(), load_audio(path, quiet=True), rtol=0, atol=2e-6)
+        np.testing.assert_array_equal(np.concatenate(list(rec.blocks(999))), rec.read())
+        assert np.isclose(rec.rms, 0.5 / np.sqrt(2), rtol=1e-3) and len(rec.read(31990, 40000)) == 10
+        assert rec.read(5, 5).shape == (0,) and rec.read().flags.writeable
 
 
 def test_log_mel_shape_alignment_and_peak():

@@ -76,10 +76,15 @@ def test_bench_inference_prints_frames_per_second():
 
 
 def test_bench_generate_turns_a_recording_into_a_video_with_untrained_networks():
-    out = run_benchmark("bench_generate", "--minutes", "0.05")
-    [(minutes, frames, seconds, realtime, windows, peak)] = figures(
-        rf"{NUMBER} min .*: {NUMBER} frames in {NUMBER} s = {NUMBER}x real time; students in {NUMBER} windows; "
-        rf"peak memory {NUMBER} MiB", out)
-    assert minutes == 0.05 and frames == math.ceil(0.05 * 60 * 25) and windows == 1
-    assert seconds > 0 and realtime > 0 and peak > 0
+    out = run_benchmark("bench_generate", "--minutes", "0.05", "0.3")
+    rows = figures(rf"{NUMBER} min .*: {NUMBER} frames in {NUMBER} s = {NUMBER}x real time; students in "
+                   rf"{NUMBER} windows; peak memory {NUMBER} MiB", out)
+    assert [(minutes, frames, windows) for minutes, frames, _, _, windows, _ in rows] == [
+        (0.05, math.ceil(0.05 * 60 * 25), 1), (0.3, math.ceil(0.3 * 60 * 25), 2)]
+    assert all(seconds > 0 and realtime > 0 and peak > 0 for _, _, seconds, realtime, _, peak in rows)
+    [(long, short, long_peak, short_peak, growth)] = figures(
+        rf"peak memory, {NUMBER} min against {NUMBER} min: {NUMBER} / {NUMBER} MiB = ([+-][0-9.]+) %", out)
+    assert (long, short) == (0.3, 0.05)
+    assert long_peak == pytest.approx(rows[1][5], abs=1) and short_peak == pytest.approx(rows[0][5], abs=1)
+    assert growth == pytest.approx(100 * (rows[1][5] / rows[0][5] - 1), abs=0.1)
     assert "[untrained course-size]" in out

@@ -14,7 +14,7 @@ import torch
 
 from s2v_lib.machinery import cli, runs
 from s2v_lib import inference
-from s2v_lib.machinery.audio import AudioError
+from s2v_lib.machinery.audio import AudioError, Recording
 from s2v_lib.config import EMOTIONS, GANConfig, GeneratorConfig
 from s2v_lib.students import EmotionStudent, IdentityStudent, save_student
 from s2v_lib.machinery.synthtalk import speak
@@ -163,8 +163,12 @@ def test_long_sound_is_heard_in_windows_and_blocks(model, monkeypatch):
     whole_mel = model.log_mel(x)
     assert whole_mel.shape == (4 * math.ceil(3.03 * 25), 80)
     assert model.predict(whole_mel)["windows"] == 1
-    monkeypatch.setattr(inference, "MEL_BLOCK_S", 0.37)
-    np.testing.assert_allclose(model.log_mel(x), whole_mel, rtol=0, atol=1e-5)
+    mel = model.mel_frames(Recording(x, SR))  # any range, from its own samples, gives the whole's numbers
+    for a, b in [(0, 37), (37, 301), (290, len(whole_mel)), (len(whole_mel) - 3, len(whole_mel) + 9), (5, 5)]:
+        np.testing.assert_allclose(mel[a:b], whole_mel[a:b], rtol=0, atol=1e-5)
+    short = model.mel_frames(Recording(speechlike(1.01), SR))  # 1.01 s: 26 video frames, the last one past the sound
+    assert len(short) == 104 and short.n_real == 102
+    assert (short[101:] == short[101:102]).all() and (short[103:] == short[101:102]).all()
     monkeypatch.setattr(inference, "STUDENT_WINDOW_S", 1.0)
     pred = model.predict(whole_mel)
     assert pred["windows"] == 4 and abs(np.linalg.norm(pred["identity"]) - 1) < 1e-5

@@ -171,7 +171,9 @@ class Generator(nn.Module):
     @torch.no_grad()
     def generate_chunks(self, mel, identity=None, emotion=None, identity_image=None, chunk_frames: int | None = None,
                         seed: int = 0):
-        """``generate``, one chunk (1, t, 3, R, R) at a time: memory is bounded by one chunk."""
+        """``generate``, one chunk (1, t, 3, R, R) at a time: memory is bounded by one chunk. ``mel`` may also be
+        anything with a ``shape`` that gives (B, mT, n_mels) tensors for ``mel[:, a:b]`` (``inference.MelFrames``
+        of a long recording, computed as the chunks ask)."""
         self.eval()
         dev = next(self.parameters()).device
         gen = torch.Generator().manual_seed(seed)

@@ -84,7 +84,8 @@ class VideoWriter:
                 out.write(chunk)
 
     H.264 (yuv420p, one x264 thread: the same frames give the same bytes) and, if ``audio`` is
-    given, an AAC mono track of it, encoded when the writer closes. The file is written under a
+    given (mono samples, or an ``audio.Recording``, read a block at a time), an AAC mono track of it,
+    encoded when the writer closes. The file is written under a
     temporary name of this process's own and renamed at the end: an error or an interrupt leaves no
     half-written video. With ``exclusive``, a second process writing the same path is refused while
     this one writes, and temporary files of a killed writer of the path are removed.
@@ -165,13 +166,18 @@ class VideoWriter:
             self._out.mux(packet)
         if self._aus is not None:
             sr = int(self._sample_rate)
-            samples = np.asarray(self._audio, np.float32).reshape(1, -1)
-            step = 1024 * 16
-            for start in range(0, samples.shape[1], step):
-                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + step]),
+            step, start = 1024 * 16, 0
+            if hasattr(self._audio, "blocks"):  # an audio.Recording: read a block at a time
+                blocks = self._audio.blocks(step)
+            else:
+                samples = np.asarray(self._audio, np.float32).reshape(-1)
+                blocks = (samples[i:i + step] for i in range(0, len(samples), step))
+            for block in blocks:
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(block, np.float32).reshape(1, -1),
                                                 format="flt", layout="mono")
                 af.sample_rate = sr
                 af.pts = start
+                start += len(block)
                 for packet in self._aus.encode(af):
                     self._out.mux(packet)
             for packet in self._aus.encode():
