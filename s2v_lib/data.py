@@ -27,7 +27,7 @@ from .machinery.video import crop_faces, read_video
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("clip", "speaker", "emotion", "pool", "split", "video", "audio")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the fingerprint names the data (metadata), the stamp the files
 
 
 class CorpusError(ValueError):
@@ -112,13 +112,23 @@ class Corpus:
 
 # ----------------------------------------------------------------------------------- the cache
 def fingerprint(corpus: Corpus, resolution: int, features: FeatureConfig) -> dict:
-    """What the cache depends on: the metadata, every input file's size and time, the settings."""
-    h = hashlib.sha1((corpus.root / "metadata.csv").read_bytes())
+    """What the cache holds: the corpus's metadata (its clips, speakers, labels and lengths) and the settings.
+
+    Networks trained on a cache are keyed by this (``runs.trained``), so it names the data, not the copy:
+    the same corpus generated again, in another folder or on another machine, has the same fingerprint,
+    and a run bundle's networks (``machinery.bundle``) load there instead of training again."""
+    return dict(version=CACHE_VERSION, data=hashlib.sha1((corpus.root / "metadata.csv").read_bytes()).hexdigest(),
+                resolution=int(resolution), features=dataclasses.asdict(features))
+
+
+def files_stamp(corpus: Corpus) -> dict:
+    """Which files the cache was made from: the corpus folder and every input file's size and time (a file
+    edited in place makes the cache out of date, even when the metadata is the same)."""
+    h = hashlib.sha1()
     for rel in pd.concat([corpus.meta.video, corpus.meta.audio]):
         st = (corpus.root / rel).stat()
         h.update(f"{rel}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return dict(version=CACHE_VERSION, corpus=str(corpus.root.resolve()), inputs=h.hexdigest(),
-                resolution=int(resolution), features=dataclasses.asdict(features))
+    return dict(corpus=str(corpus.root.resolve()), files=h.hexdigest())
 
 
 class FeatureCache:
@@ -149,7 +159,7 @@ class FeatureCache:
 
     def corpus(self) -> "Corpus":
         """The corpus this cache was made from (for the clips' sound and metadata)."""
-        return Corpus(self.info["fingerprint"]["corpus"])
+        return Corpus(self.info["stamp"]["corpus"])
 
     @property
     def mel_per_frame(self) -> int:
@@ -186,11 +196,11 @@ def build_cache(corpus: Corpus, cache_dir, resolution: int, features: FeatureCon
     """Preprocess every clip of ``corpus`` into ``cache_dir``, or reuse it if nothing changed."""
     features = features or FeatureConfig()
     cache_dir = Path(cache_dir)
-    fp = fingerprint(corpus, resolution, features)
+    fp, stamp = fingerprint(corpus, resolution, features), files_stamp(corpus)
     info_path = cache_dir / "cache.json"
     if not rebuild and info_path.exists():
         old = json.loads(info_path.read_text())
-        if old.get("fingerprint") == fp:
+        if old.get("fingerprint") == fp and old.get("stamp") == stamp:
             return FeatureCache(cache_dir)
         log.info("feature cache at %s is out of date; rebuilding", cache_dir)
     sr, fps = corpus.sample_rate, corpus.fps
@@ -230,7 +240,7 @@ def build_cache(corpus: Corpus, cache_dir, resolution: int, features: FeatureCon
     mean = total / max(n_mel, 1)
     std = np.sqrt(np.maximum(sq / max(n_mel, 1) - mean ** 2, 1e-8))
     (tmp / "cache.json").write_text(json.dumps(dict(
-        fingerprint=fp, resolution=int(resolution), features=dataclasses.asdict(features), fps=fps,
+        fingerprint=fp, stamp=stamp, resolution=int(resolution), features=dataclasses.asdict(features), fps=fps,
         sample_rate=sr, mel_per_frame=mel_per_frame, n_frames=n_frames, n_mel_frames=n_mel,
         mel_mean=mean.tolist(), mel_std=std.tolist()), indent=1))
     if cache_dir.exists():

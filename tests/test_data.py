@@ -1,4 +1,5 @@
 """Corpus reading, the feature cache and the datasets."""
+import os
 import shutil
 
 import numpy as np
@@ -37,6 +38,19 @@ def test_cache_is_reused_and_rebuilt_when_inputs_change(tiny_corpus, tmp_path):
     meta.to_csv(root / "metadata.csv", index=False)  # the inputs changed
     fewer = build_cache(Corpus(root), tmp_path / "cache", 32, progress=False)
     assert len(fewer.index) == 3 and fewer.frames.shape[0] == meta.frames.sum()
+    first = fewer.frames[0].copy()
+    clip = root / meta.video.iloc[0]
+    os.utime(clip, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns + 10 ** 9))  # a file edited in place
+    edited = build_cache(Corpus(root), tmp_path / "cache", 32, progress=False)
+    assert (tmp_path / "cache" / "frames.u8").stat().st_mtime_ns != stamp and np.array_equal(edited.frames[0], first)
+    assert edited.info["fingerprint"] == fewer.info["fingerprint"]  # the same data: networks need not retrain
+
+
+def test_the_fingerprint_names_the_data_not_the_copy(tiny_corpus, tiny_cache, tmp_path):
+    shutil.copytree(tiny_corpus.root, tmp_path / "elsewhere")  # new folder, new file times
+    moved = build_cache(Corpus(tmp_path / "elsewhere"), tmp_path / "cache", tiny_cache.resolution, progress=False)
+    assert moved.info["fingerprint"] == tiny_cache.info["fingerprint"]
+    assert moved.info["stamp"] != tiny_cache.info["stamp"] and moved.corpus().root == (tmp_path / "elsewhere").resolve()
 
 
 def test_split_index(tiny_cache):

@@ -300,12 +300,12 @@ def test_features_from_another_cache_are_refused(tiny_cache, tiny_teachers, tiny
     run = tiny_teachers[0]
     with pytest.raises(ValueError, match="re-run notebook 02"):
         stale = json.loads(json.dumps(tiny_cache.info))
-        stale["fingerprint"]["inputs"] = "changed"
+        stale["fingerprint"]["data"] = "changed"
         fake = type("Cache", (), {"info": stale})()
         teachers.open_features(run, fake)
     shutil.copytree(run / "teacher_features", tmp_path / "tf")
     info = json.loads((tmp_path / "tf" / "features.json").read_text())
-    info["fingerprint"]["cache"]["inputs"] = "changed"
+    info["fingerprint"]["cache"]["data"] = "changed"
     (tmp_path / "tf" / "features.json").write_text(json.dumps(info))
     with pytest.raises(ValueError, match="another feature cache"):
         students.Utterances.load(tiny_cache, teachers.TeacherFeatures(tmp_path / "tf"))
