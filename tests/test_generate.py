@@ -313,7 +313,13 @@ def test_demo_form_speaks_animates_and_refuses_an_empty_sentence(tmp_path, model
     report = form.reports[-1]
     assert report["frames"] > 0 and len(form.video.value) > 1000 and form.video.layout.display is None
     assert report["emotion"] in form.message.value and "voice 2 speaking sad" in form.message.value
-    assert (tmp_path / "form" / "demo_01_voice2_sad.wav").exists()
+    assert (tmp_path / "form" / "demo_01_voice2_sad.wav").exists() and "one-time set-up" in form.message.value
+    form.go.click()
+    assert "one-time set-up" not in form.message.value  # only the first generation pays for it
+    form.text.value = ""  # a refusal hides the video of the sentence before
+    form.go.click()
+    assert "Cannot say that" in form.message.value and form.video.layout.display == "none"
+    assert form.go.layout.width == "auto"  # the label is never cut
 
 
 def test_unsigned_8_bit_samples_are_centred():

@@ -93,6 +93,33 @@ def _generate(args) -> int:
     return 0
 
 
+def _bundle(args) -> int:
+    from .bundle import describe, pack, read_manifest
+
+    out = pack(args.run_dir, args.out)
+    print(f"bundle {out}: {describe(read_manifest(out))}")
+    print(f"restore it with: python -m s2v_lib restore {out} --run RUN")
+    return 0
+
+
+def _restore(args) -> int:
+    from .bundle import describe, restore
+
+    done = restore(args.bundle, args.run, overwrite=args.overwrite)
+    print(f"restored {describe(done)} into {done['run']} in {done['seconds']:.1f} s")
+    print(f"next: make course RUN={args.run}" + (f" PROFILE={done['profile']}" if done.get("profile") else "")
+          + "  (the notebooks load these networks instead of training them)")
+    return 0
+
+
+def _html(args) -> int:
+    from .course import export_html
+
+    pages = export_html(args.run_dir)
+    print(f"{len(pages)} notebooks as web pages: {pages[0].parent / 'index.html'}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m s2v_lib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +173,24 @@ def main(argv=None) -> int:
                    help="replace an existing output file that is not a video made by speech2video (never the "
                         "recording itself)")
     p.set_defaults(func=_generate)
+
+    p = sub.add_parser("bundle", help="pack a run's trained networks into one file, for a workshop",
+                       description="Pack what a run's notebooks trained (checkpoints/, teacher_features/) into one "
+                                   "file that `restore` unpacks on a learner's machine.")
+    p.add_argument("run_dir", help="the run directory to pack (e.g. runs/course)")
+    p.add_argument("-o", "--out", help="the bundle file (default <run>.s2v.tar beside the run)")
+    p.set_defaults(func=_bundle)
+
+    p = sub.add_parser("restore", help="unpack a run bundle into a run directory")
+    p.add_argument("bundle", help="a file made by `python -m s2v_lib bundle`")
+    p.add_argument("--run", default="runs/course", help="the run directory to restore into (default runs/course)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files of the run that differ from the bundle's (networks trained there are lost)")
+    p.set_defaults(func=_restore)
+
+    p = sub.add_parser("html", help="write a run's executed notebooks as web pages (<run>/html)")
+    p.add_argument("run_dir", help="the run directory (e.g. runs/course)")
+    p.set_defaults(func=_html)
 
     args = parser.parse_args(argv)
     if getattr(args, "run", "x") is None:

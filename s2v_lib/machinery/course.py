@@ -45,6 +45,7 @@ def run_course(profile: str = "course", run="runs/course", corpus: str | None = 
         pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(out.parent), kernel_name="python3",
                             progress_bar=not log_output, log_output=log_output)
         timings[name] = round(time.perf_counter() - t0, 1)
+        trust(out)
         print(f"[course] {name} done in {timings[name]:.0f} s", flush=True)
     path = run / "course_timings.json"
     old = json.loads(path.read_text()) if path.exists() else {}
@@ -52,3 +53,101 @@ def run_course(profile: str = "course", run="runs/course", corpus: str | None = 
     seconds.update(timings)  # a notebook re-run alone keeps the others' times
     path.write_text(json.dumps(dict(profile=profile, seconds=seconds), indent=1))
     return timings
+
+
+def trust(path) -> None:
+    """Mark an executed notebook trusted for this user (``jupyter trust``), so that JupyterLab shows its saved
+    widgets (progress bars, the rating and demo forms) and not their text. What we executed ourselves we trust."""
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    nb = nbformat.read(str(path), as_version=4)
+    NotebookNotary().sign(nb)
+
+
+def export_html(run) -> list[Path]:
+    """The executed notebooks of a run as web pages, ``<run>/html/NN_name.html`` with an ``index.html``: their
+    text, code, tables, figures and (embedded) videos, readable without Jupyter or running anything."""
+    import html
+
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    run = Path(run)
+    executed = [run / "notebooks" / name for name in NOTEBOOKS if (run / "notebooks" / name).exists()]
+    if not executed:
+        raise FileNotFoundError(f"no executed notebooks in {run / 'notebooks'}: run the course first "
+                                f"(make course RUN={run})")
+    out_dir = run / "html"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    exporter = HTMLExporter()
+    pages = []
+    for path in executed:
+        body, _ = exporter.from_notebook_node(nbformat.read(str(path), as_version=4))
+        page = out_dir / path.with_suffix(".html").name
+        page.write_text(body, encoding="utf-8")
+        pages.append(page)
+    links = "\n".join(f'<li><a href="{p.name}">{html.escape(p.stem)}</a></li>' for p in pages)
+    (out_dir / "index.html").write_text(f"<!doctype html><meta charset='utf-8'><title>{html.escape(run.name)}</title>"
+                                        f"<h1>speech2video: run {html.escape(run.name)}</h1><ol>{links}</ol>\n",
+                                        encoding="utf-8")
+    return pages
+
+
+class NotebookParameterError(ValueError):
+    """A notebook parameter that is misspelt or has a value the course cannot use. In Jupyter and papermill
+    it shows as its one line, not as a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+def _assigned(source: str) -> list[str]:
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    return [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+            if isinstance(t, ast.Name)]
+
+
+def check_parameters(namespace: dict | None = None, history: list[str] | None = None) -> None:
+    """The first thing a notebook's set-up cell does: refuse, in one line, a parameter it does not have
+    (papermill would only warn and run with the defaults) and a profile or settings the course cannot use.
+
+    The parameters given are those of papermill's injected cell (it begins ``# Parameters``); the
+    notebook's own are the names its parameters cell, the cell executed just before it, assigns.
+    ``namespace`` and ``history`` default to the IPython kernel's (``In``); outside IPython this checks
+    the values only.
+    """
+    import difflib
+
+    from ..config import get_profile
+
+    if namespace is None or history is None:
+        try:
+            ip = get_ipython()  # type: ignore[name-defined]  # noqa: F821
+        except NameError:
+            ip = None
+        namespace = namespace if namespace is not None else (ip.user_ns if ip else {})
+        history = history if history is not None else list(namespace.get("In", []))
+    injected = [i for i, cell in enumerate(history) if cell.lstrip().startswith("# Parameters")]
+    if injected and injected[-1] > 0:
+        known = _assigned(history[injected[-1] - 1])
+        for name in _assigned(history[injected[-1]]):
+            if known and name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                raise NotebookParameterError(
+                    f"this notebook has no parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                    + f"; its parameters are {', '.join(known)}")
+    profile = namespace.get("profile", "course")
+    settings = namespace.get("settings", {})
+    if not isinstance(settings, dict):
+        raise NotebookParameterError(f"settings must be a dict of nested overrides such as "
+                                     f"{{'features': {{'n_mels': 64}}}}, got {settings!r}")
+    try:
+        get_profile(profile, settings=settings)
+    except (ValueError, TypeError) as exc:
+        raise NotebookParameterError(str(exc)) from None

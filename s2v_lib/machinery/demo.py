@@ -40,7 +40,8 @@ class DemoForm:
         except (ValueError, OSError):
             faces = []
         self.face = W.Dropdown(options=["as heard"] + faces, value="as heard", description="face shows")
-        self.go = W.Button(description="Speak and animate", button_style="primary", icon="play")
+        self.go = W.Button(description="Speak and animate", button_style="primary", icon="play",
+                           layout=W.Layout(width="auto"))
         self.message = W.HTML()
         self.video = W.Video(format="mp4", autoplay=False, loop=False, controls=True, width=width)
         self.video.layout.display = "none"
@@ -59,8 +60,7 @@ class DemoForm:
             audio = speak(self.text.value, int(self.voice.value), self.emotion.value, self.intensity.value,
                           seed=self.corpus_seed, sample_rate=self.model.sample_rate)
         except (ValueError, RuntimeError, OSError) as exc:  # empty text; espeak-ng missing
-            self.message.value = f"<b>Cannot say that:</b> {exc}"
-            return None
+            return self._refuse(f"<b>Cannot say that:</b> {exc}")
         self.count += 1
         self.out_dir.mkdir(parents=True, exist_ok=True)
         stem = self.out_dir / f"demo_{self.count:02d}_voice{int(self.voice.value)}_{self.emotion.value}"
@@ -70,15 +70,22 @@ class DemoForm:
             report = self.model.generate(stem.with_suffix(".wav"), stem.with_suffix(".mp4"), emotion=face,
                                          seed=self.seed, progress=False)
         except (ValueError, OSError, RuntimeError) as exc:
-            self.message.value = f"<b>Cannot animate that:</b> {exc}"
-            return None
+            return self._refuse(f"<b>Cannot animate that:</b> {exc}")
         self.reports.append(report)
         probs = ", ".join(f"{e} {p:.0%}" for e, p in sorted(report["emotion_probs"].items(), key=lambda x: -x[1])[:3])
         self.message.value = (f"voice {int(self.voice.value)} speaking {self.emotion.value} ({self.intensity.value}); "
                               f"the students hear <b>{report['emotion']}</b> ({probs}); the face shows "
                               f"<b>{report['emotion_used']}</b>. {report['duration_s']:.1f} s of speech in "
-                              f"{report['seconds']:.1f} s ({report['realtime_factor']:.1f}x real time)."
+                              f"{report['seconds']:.1f} s ({report['realtime_factor']:.1f}x real time"
+                              + ("; the first one includes one-time set-up" if self.count == 1 else "")
+                              + ")."
                               + "".join(f"<br>note: {n}" for n in report["notes"]))
         self.video.value = Path(report["video"]).read_bytes()
         self.video.layout.display = None
         return report
+
+    def _refuse(self, message: str) -> None:
+        """Say why, and hide the previous video: it does not belong to this input."""
+        self.message.value = message
+        self.video.layout.display = "none"
+        return None

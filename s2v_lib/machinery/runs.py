@@ -5,12 +5,14 @@
         cache/           preprocessed face crops and log-mels
         figures/  videos/  checkpoints/  notebooks/ (executed copies)
         metrics.json     one section per stage
+        trained.log      one line per network trained: what, when, how long (``note_training``)
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -161,10 +163,29 @@ def trained(path, key: dict, train, load, retrain: bool = False):
     if not retrain and path.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("key") == _plain(key):
         return load(), (pd.read_csv(hist) if hist.exists() else None), False
     sidecar.unlink(missing_ok=True)  # a crash while training must not leave an old key beside new weights
+    t0 = time.perf_counter()
     models, history = train()
+    note_training(path.parent.parent, path.stem, time.perf_counter() - t0)
     atomic_write(hist, lambda f: history.to_csv(f, index=False))
     atomic_write(sidecar, lambda f: f.write(json.dumps(dict(key=_plain(key)), indent=1).encode()))
     return models, history, True
+
+
+def note_training(run, what: str, seconds: float, **facts) -> None:
+    """Add a line to ``<run>/trained.log``: what this run trained, when, and for how long (a restored bundle's
+    run, whose notebooks should train nothing, shows it there)."""
+    line = dict(time=time.strftime("%Y-%m-%d %H:%M:%S"), trained=what, seconds=round(float(seconds), 1), **facts)
+    try:
+        with open(Path(run) / "trained.log", "a") as f:
+            f.write(json.dumps(_plain(line)) + "\n")
+    except OSError:  # the log is a convenience; a read-only run must not fail for it
+        pass
+
+
+def trained_log(run) -> list[dict]:
+    """The lines of ``<run>/trained.log`` (``note_training``), oldest first."""
+    path = Path(run) / "trained.log"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
 def trained_model(path, key: dict, fit, load, trained_on: str, retrain: bool = False):

@@ -120,12 +120,21 @@ def confusion(cm: np.ndarray, labels, title: str = ""):
     return fig
 
 
+#: Videos up to this size are embedded in the notebook (it then plays wherever the notebook is opened or
+#: exported); larger ones are linked, relative to the folder the notebook runs in.
+EMBED_VIDEO_BYTES = 8 * 2 ** 20
+
+
 def show_video(path, width: int = 256):
-    """Show an mp4 inline (with its sound) by reference to the file, not embedded."""
+    """Show an mp4 inline with its sound: embedded when it is at most ``EMBED_VIDEO_BYTES`` (a notebook
+    executed by papermill into another folder, or exported to HTML, still plays it), else by reference."""
     from IPython.display import Video
 
-    rel = os.path.relpath(Path(path).resolve(), Path.cwd())
-    return Video(rel, width=width, html_attributes="controls loop")
+    path = Path(path).resolve()
+    if path.stat().st_size <= EMBED_VIDEO_BYTES:
+        return Video(path.read_bytes(), embed=True, mimetype="video/mp4", width=width,
+                     html_attributes="controls loop")
+    return Video(os.path.relpath(path, Path.cwd()), width=width, html_attributes="controls loop")
 
 
 def training_curves(history, columns, title: str = "", smooth: int = 25):
