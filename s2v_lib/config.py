@@ -157,6 +157,9 @@ class TeacherConfig:
     weight_decay: float = 1e-4
     cosface_scale: float = 24.0   # CosFace s
     cosface_margin: float = 0.3   # CosFace m
+    #: "trained": both teachers trained here on pool A; "pretrained": the real-face models that ship in
+    #: packages (FER2013 mini-Xception, dlib's ResNet descriptor; s2v_lib.pretrained, extra [pretrained])
+    source: str = "trained"
 
 
 @dataclass

@@ -233,11 +233,13 @@ def _spec_augment(mel: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------------- training
 def train_students(utts: Utterances, cfg: StudentConfig, targets: str = "teacher", seed: int = 0,
-                   progress: bool = True, desc: str = "students"):
+                   progress: bool = True, desc: str = "students", emotion_loss=kd_loss, identity_loss=identity_loss):
     """Train an ``EmotionStudent`` and an ``IdentityStudent`` together on ``utts``.
 
-    ``targets="teacher"``: emotion by ``kd_loss`` to the teacher's per-frame distributions,
-    identity by ``identity_loss`` to the clip's teacher face embedding; with
+    ``targets="teacher"``: emotion by ``emotion_loss(student_logits, teacher_probs, cfg.temperature)``
+    (``kd_loss``, or one of your own) to the teacher's per-frame distributions, identity by
+    ``identity_loss(pred, target, cfg.identity_l2)`` (``identity_loss``, or your own) to the clip's
+    teacher face embedding; with
     ``cfg.adversary_weight > 0`` two adversaries behind ``grad_reverse`` push emotion out of the
     identity embedding and identity out of the emotion embedding. ``targets="labels"``: the
     supervised upper bound (cross-entropy on the true emotion; the speaker's mean teacher face
@@ -279,7 +281,7 @@ def train_students(utts: Utterances, cfg: StudentConfig, targets: str = "teacher
         out = emo(mel)
         pred_face = ident(mel)
         if targets == "teacher":
-            l_emo = kd_loss(out["logits"], soft, cfg.temperature)
+            l_emo = emotion_loss(out["logits"], soft, cfg.temperature)
         else:
             y = truth[pick_t][:, None].expand(-1, out["logits"].shape[1])
             l_emo = F.cross_entropy(out["logits"].reshape(-1, len(EMOTIONS)), y.reshape(-1))

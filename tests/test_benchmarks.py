@@ -88,3 +88,20 @@ def test_bench_generate_turns_a_recording_into_a_video_with_untrained_networks()
     assert long_peak == pytest.approx(rows[1][5], abs=1) and short_peak == pytest.approx(rows[0][5], abs=1)
     assert growth == pytest.approx(100 * (rows[1][5] / rows[0][5] - 1), abs=0.1)
     assert "[untrained course-size]" in out
+
+
+def test_bench_trackers_compares_the_detectors_on_real_video_and_lookalikes():
+    out = run_benchmark("bench_trackers", "--frames", "8", "--lookalike-clips", "1")
+    ran = [name for name in ("haar", "dlib", "mtcnn") if f"[{name}] skipped" not in out]
+    assert "haar" in ran  # ingestion's default needs no optional package
+    for name in ran:
+        videos = [r"lookalike:\S+"] + (["carphone", "carphone-2x"] if "[carphone] skipped" not in out else [])
+        for video in videos:
+            [(frames, found, centre, side, ms, missing)] = figures(
+                rf"\[{name}\] {video} {NUMBER} frames \d+x\d+: found\s+{NUMBER} %, jitter centre {NUMBER} % "
+                rf"side {NUMBER} % of the face width, {NUMBER} ms per frame; tracked: {NUMBER} missing", out)
+            assert frames == 8 and found == 100 and missing == 0 and ms > 0  # one face in view throughout
+            assert centre < 20 and side < 40  # boxes that follow the face, not ones that jump about
+        [(clips, _, error, _)] = figures(rf"\[{name}\] look-alikes, {NUMBER} clips: found\s+{NUMBER} %, "
+                                         rf"crop box error {NUMBER} px of 64, {NUMBER} ms per frame", out)
+        assert clips == 1 and error < 12  # the crop lands on the face it should (a fifth of the crop at most)

@@ -29,7 +29,7 @@ import torch.nn as nn
 from ..config import CorpusConfig, LandmarkConfig, device
 from ..machinery.runs import load_model
 from ..trainer import Trainer, Update, adamw_one_cycle
-from ..teachers import FaceEncoder, as_batch
+from ..teachers import FaceEncoder, as_batch, module_device
 
 N_POINTS = 68
 MOUTH = np.arange(48, 68)
@@ -58,7 +58,7 @@ class LandmarkRegressor(nn.Module):
 def find_landmarks(model: LandmarkRegressor, frames, batch: int = 512) -> np.ndarray:
     """uint8 (N, H, W, 3) frames (or float (N, 3, H, W) in [0, 1]) -> (N, 68, 2) landmarks in pixels."""
     model.eval()
-    dev = next(model.parameters()).device
+    dev = module_device(model)
     side = frames.shape[2] if isinstance(frames, np.ndarray) else frames.shape[-1]
     out = [model(as_batch(frames[k:k + batch], dev)).float().cpu().numpy() for k in range(0, len(frames), batch)]
     return np.concatenate(out) * side if out else np.zeros((0, N_POINTS, 2), np.float32)
