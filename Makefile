@@ -12,13 +12,14 @@ CORPUS  ?=
 SET     ?=
 STAMP   := $(VENV)/.s2v-installed
 
-.PHONY: setup course test test-fast bench clean-runs help
+.PHONY: setup course test test-fast bench html clean-runs help
 
 help:
 	@echo "make course [PROFILE=smoke|course|paper] [RUN=runs/NAME] [CORPUS=DIR] [SET=\"features.n_mels=64 ...\"]  run notebooks 01-06 in order"
 	@echo "make test                                                          install if needed, run the whole suite"
 	@echo "make test-fast                                                     library tests only (no notebooks)"
 	@echo "make bench                                                         print the benchmarks' figures"
+	@echo "make html [RUN=runs/NAME]                                          the run's executed notebooks as web pages (RUN/html)"
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) PYTHON=$(PYTHON) bash scripts/setup.sh
@@ -41,6 +42,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_inference.py
 	$(PY) benchmarks/bench_generate.py
+
+html: $(STAMP)
+	$(PY) -m s2v_lib html $(RUN)
 
 clean-runs:
 	rm -rf runs/
