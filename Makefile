@@ -15,7 +15,7 @@ STAMP   := $(VENV)/.s2v-installed
 .PHONY: setup course test test-fast bench html clean-runs help
 
 help:
-	@echo "make course [PROFILE=smoke|course|paper] [RUN=runs/NAME] [CORPUS=DIR] [SET=\"features.n_mels=64 ...\"]  run notebooks 01-06 in order"
+	@echo "make course [PROFILE=smoke|workshop|course|paper] [RUN=runs/NAME] [CORPUS=DIR] [SET=\"features.n_mels=64 ...\"]  run notebooks 01-06 in order"
 	@echo "make test                                                          install if needed, run the whole suite"
 	@echo "make test-fast                                                     library tests only (no notebooks)"
 	@echo "make bench                                                         print the benchmarks' figures"

@@ -11,7 +11,7 @@ def _leaves(tree, path=()):
             yield path + (key,), value
 
 
-@pytest.mark.parametrize("name", ["smoke", "course", "paper"])
+@pytest.mark.parametrize("name", ["smoke", "workshop", "course", "paper"])
 def test_profiles_are_valid(name):
     p = get_profile(name)
     assert p.corpus.resolution in (64, 128) and p.mel_per_frame == 4
@@ -27,8 +27,10 @@ def test_profiles_are_valid(name):
 
 
 def test_profile_sizes_grow():
-    s, c, p = (get_profile(n).corpus for n in ("smoke", "course", "paper"))
-    assert s.n_speakers < c.n_speakers < p.n_speakers
+    s, w, c, p = (get_profile(n).corpus for n in ("smoke", "workshop", "course", "paper"))
+    assert s.n_speakers < w.n_speakers < c.n_speakers < p.n_speakers
+    budgets = [get_profile(n).gan.steps for n in ("smoke", "workshop", "course")]
+    assert budgets == sorted(budgets) and len(set(budgets)) == 3
     assert (s.n_speakers, c.n_speakers) == (8, 24) and p.n_speakers >= 200 and c.n_sentences >= 40
 
 

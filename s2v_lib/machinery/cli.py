@@ -126,7 +126,7 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("synthtalk", help="generate a SynthTalk corpus")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--profile", default="course", help="smoke, course or paper (sets the corpus size)")
+    p.add_argument("--profile", default="course", help="smoke, workshop, course or paper (sets the corpus size)")
     p.add_argument("--speakers", type=int, help="number of speakers (overrides the profile)")
     p.add_argument("--clips", type=int, help="clips per speaker (overrides the profile)")
     p.add_argument("--resolution", type=int, help="face size in pixels, a multiple of 8 (64, 128, 256)")
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=_ingest)
 
     p = sub.add_parser("course", help="run the notebooks in order with papermill")
-    p.add_argument("--profile", default="course")
+    p.add_argument("--profile", default="course", help="smoke, workshop, course or paper")
     p.add_argument("--run", default=None, help="run directory (default runs/<profile>)")
     p.add_argument("--corpus", default=None, help="use this corpus folder instead of generating SynthTalk")
     p.add_argument("--seed", type=int, default=0)
