@@ -12,13 +12,14 @@ CORPUS  ?=
 SET     ?=
 STAMP   := $(VENV)/.s2v-installed
 
-.PHONY: setup course test test-fast bench html clean-runs help
+.PHONY: setup course test test-fast bench report html clean-runs help
 
 help:
 	@echo "make course [PROFILE=smoke|workshop|course|paper] [RUN=runs/NAME] [CORPUS=DIR] [SET=\"features.n_mels=64 ...\"]  run notebooks 01-06 in order"
 	@echo "make test                                                          install if needed, run the whole suite"
 	@echo "make test-fast                                                     library tests only (no notebooks)"
 	@echo "make bench                                                         print the benchmarks' figures"
+	@echo "make report [RUN=runs/NAME]                                        the README's measured figures from RUN's metrics.json"
 	@echo "make html [RUN=runs/NAME]                                          the run's executed notebooks as web pages (RUN/html)"
 
 $(STAMP): pyproject.toml scripts/setup.sh
@@ -45,6 +46,9 @@ bench: $(STAMP)
 
 html: $(STAMP)
 	$(PY) -m s2v_lib html $(RUN)
+
+report: $(STAMP)
+	$(PY) scripts/report.py $(RUN)
 
 clean-runs:
 	rm -rf runs/

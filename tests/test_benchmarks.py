@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +67,26 @@ def test_bench_training_prints_every_network_including_the_gan_step():
     for row in rows:
         [(value,)] = figures(re.escape(row) + rf"[^\n]*?\s{NUMBER}\n", out)[:1]
         assert value > 0, row
+
+
+def test_bench_training_times_todays_gan_step_beside_the_default_one_and_each_lever():
+    out = run_benchmark("bench_training", "--gan-only", "--steps", "2", "--warmup", "1", "--resolution", "32")
+    ladder = re.findall(rf"GAN step, ([^\n]+?)\s+{NUMBER} s =\s+{NUMBER} steps/s,\s+{NUMBER}x the rung above,\s+"
+                        rf"{NUMBER}x today's", out)
+    assert [label for label, *_ in ladder] == [
+        "today's (StepOptions.reference())", "+ generate once", "+ discriminators frozen in G's update",
+        "+ sub-pixel upsampling conv", "+ mixed precision = the default step"], out
+    seconds, rates, x_above, x_today = (np.array(column, float) for column in list(zip(*ladder))[1:])
+    assert (seconds > 0).all() and rates == pytest.approx(1 / seconds, rel=0.01)
+    assert x_today == pytest.approx(seconds[0] / seconds, rel=0.02)
+    assert x_above == pytest.approx(np.r_[seconds[0], seconds[:-1]] / seconds, rel=0.02)
+    [(default,)] = figures(rf"seconds per GAN step\s+{NUMBER}\n", out)
+    [(today,)] = figures(rf"seconds per GAN step, today's step\s+{NUMBER}\n", out)
+    [(speedup,)] = figures(rf"GAN speed-up, default step against today's \(x\)\s+{NUMBER}\n", out)
+    assert today == pytest.approx(seconds[0], rel=0.01) and default == pytest.approx(seconds[-1], rel=0.01)
+    assert speedup == pytest.approx(today / default, rel=0.02)
+    assert re.search(r"GAN default step's precision\s+(bfloat16 autocast|float32 \(this CPU has no native "
+                     r"bfloat16\))", out), out
 
 
 def test_bench_inference_prints_frames_per_second():

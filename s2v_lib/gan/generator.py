@@ -71,8 +71,44 @@ class ImageIdentityEncoder(nn.Module):
         return F.normalize(self.net(standardize_frames(image)), dim=-1)
 
 
+def subpixel_kernels(weight: torch.Tensor) -> torch.Tensor:
+    """A 3x3 kernel (O, I, 3, 3) -> the four 2x2 kernels (4 O, I, 2, 2) it amounts to on a nearest-upsampled picture.
+
+    After a nearest x2 upsampling, output pixel (2i + a, 2j + b) of a 3x3 conv sees only the 2 x 2 input
+    pixels around (i, j): for phase a = 0 the rows i - 1 and i with kernel rows (k0, k1 + k2), for a = 1
+    the rows i and i + 1 with (k0 + k1, k2); the same for the columns. Channel order: (a, b, O).
+    """
+    k0, k1, k2 = weight.unbind(-2)
+    rows = torch.stack([torch.stack([k0, k1 + k2], -2), torch.stack([k0 + k1, k2], -2)])  # (2, O, I, 2, 3)
+    c0, c1, c2 = rows.unbind(-1)
+    return torch.stack([torch.stack([c0, c1 + c2], -1), torch.stack([c0 + c1, c2], -1)], 1).flatten(0, 2)
+
+
+def upsample_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``conv(interpolate(x, scale_factor=2, mode="nearest"))`` for a 3x3 ``conv`` with padding 1, computed
+    on the small picture: (N, I, h, w) -> (N, O, 2h, 2w).
+
+    The same function (to rounding) with 4/9 of the multiplications and no upsampled copy of ``x``:
+    one 2x2 conv makes the four phases of every output pixel (``subpixel_kernels``), side by side on a
+    (h + 1) x (w + 1) grid, phase (a, b) offset by (a, b); one strided view interleaves them.
+    """
+    n, _, h, w = x.shape
+    o = conv.out_channels
+    bias = None if conv.bias is None else conv.bias.repeat(4)
+    y = F.conv2d(F.pad(x, (1, 1, 1, 1)), subpixel_kernels(conv.weight), bias).unflatten(1, (2, 2, o))
+    sn, sa, sb, so, sh, sw = y.stride()  # y[n, a, b, o, i + a, j + b] is output pixel (n, o, 2i + a, 2j + b)
+    video = torch.as_strided(y, (n, o, h, 2, w, 2), (sn, so, sh, sa + sh, sw, sb + sw), y.storage_offset())
+    return video.reshape(n, o, 2 * h, 2 * w)
+
+
 class FiLMBlock(nn.Module):
-    """Upsample x2, conv, then per-channel scale and shift from the style: h * (1 + gamma(s)) + beta(s)."""
+    """Upsample x2, conv, then per-channel scale and shift from the style: h * (1 + gamma(s)) + beta(s).
+
+    ``subpixel`` (default): the upsampling and the first conv in one (``upsample_conv``, 2.25x fewer
+    multiplications); False computes them as written, the reference the tests compare with.
+    """
+
+    subpixel = True
 
     def __init__(self, cin: int, cout: int, style_dim: int):
         super().__init__()
@@ -83,8 +119,11 @@ class FiLMBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         g1, b1, g2, b2 = self.film(style)[:, :, None, None].chunk(4, dim=1)
-        x = F.interpolate(x, scale_factor=2, mode="nearest")
-        x = F.leaky_relu(self.norm(self.conv1(x)) * (1 + g1) + b1, 0.2)
+        if self.subpixel:
+            h = upsample_conv(x, self.conv1)
+        else:
+            h = self.conv1(F.interpolate(x, scale_factor=2, mode="nearest"))
+        x = F.leaky_relu(self.norm(h) * (1 + g1) + b1, 0.2)
         return F.leaky_relu(self.norm(self.conv2(x)) * (1 + g2) + b2, 0.2)
 
 
@@ -152,7 +191,7 @@ class Generator(nn.Module):
         x = F.leaky_relu(self.start(h), 0.2).view(b * t, self.chans0, 4, 4)
         for block in self.blocks:
             x = block(x, style_t)
-        video = torch.sigmoid(self.to_rgb(x))
+        video = torch.sigmoid(self.to_rgb(x).float())  # full precision out of autocast: the losses compare pixels
         return video.view(b, t, 3, *video.shape[-2:]), state
 
     @torch.no_grad()

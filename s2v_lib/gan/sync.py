@@ -71,13 +71,13 @@ class SyncExpert(nn.Module):
                                    nn.Flatten(), nn.Linear(16 * w, embedding_dim))
 
     def embed_video(self, mouths: torch.Tensor) -> torch.Tensor:
-        """(B, W, 3, h, w) in [0, 1] -> (B, D) unit vectors."""
+        """(B, W, 3, h, w) in [0, 1] -> (B, D) unit vectors (float32, also under mixed precision)."""
         b = mouths.shape[0]
-        return F.normalize(self.video(standardize_frames(mouths.reshape(b, -1, *mouths.shape[-2:]))), dim=-1)
+        return F.normalize(self.video(standardize_frames(mouths.reshape(b, -1, *mouths.shape[-2:]))).float(), dim=-1)
 
     def embed_audio(self, mel: torch.Tensor) -> torch.Tensor:
-        """(B, mW, n_mels), normalised log-mels -> (B, D) unit vectors."""
-        return F.normalize(self.audio(mel[:, None]), dim=-1)
+        """(B, mW, n_mels), normalised log-mels -> (B, D) unit vectors (float32, also under mixed precision)."""
+        return F.normalize(self.audio(mel[:, None]).float(), dim=-1)
 
     def forward(self, mouths: torch.Tensor, mel: torch.Tensor):
         return self.embed_video(mouths), self.embed_audio(mel)

@@ -2,10 +2,15 @@
 
 One step (``GANTrainer.step``):
 
-1. discriminators: hinge loss on real windows against generated ones (generator frozen);
-2. generator: its adversarial terms, plus L1 reconstruction (mouth weighted; pool B speakers
-   have ground-truth video), the frozen sync expert, the frozen emotion teacher against the
-   emotion the speech implies, and the frozen identity teacher against the clip's real face.
+1. discriminators: hinge loss on real windows against generated ones (the video detached: only
+   the discriminators learn);
+2. generator: on the same video, its adversarial terms, plus L1 reconstruction (mouth weighted;
+   pool B speakers have ground-truth video), the frozen sync expert, the frozen emotion teacher
+   against the emotion the speech implies, and the frozen identity teacher against the clip's real face.
+
+The generator runs forward once a step; ``StepOptions`` says how a step computes (mixed precision
+where it pays, the sub-pixel upsampling conv...) and ``StepOptions.reference()`` is the step as first
+written, which ``benchmarks/bench_training.py`` times beside it.
 
 Checkpoints (every ``checkpoint_every`` steps and at the end) hold the weights, both optimisers,
 the step, the EMA generator and every random state, written to a temporary file and renamed; a
@@ -15,8 +20,12 @@ run killed and resumed gives the same losses as one that never stopped. Several 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import functools
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +36,7 @@ import torch.nn as nn
 from . import discriminators
 from ..config import GANConfig, GeneratorConfig, device, with_overrides
 from .generator import Generator
-from ..machinery.runs import CheckpointError, atomic_write, first_line
+from ..machinery.runs import CheckpointError, atomic_write, first_line, note_training
 from ..trainer import Trainer, Update
 
 
@@ -116,6 +125,91 @@ class GANData:
                     face=torch.from_numpy(self.face[clips]), reference=to_img(self.reference[clips]))
 
 
+# ----------------------------------------------------------------------------------- how a step computes
+@dataclasses.dataclass
+class StepOptions:
+    """How ``GANTrainer.step`` computes, never what: the same losses, faster (``benchmarks/bench_training.py``
+    times each against ``StepOptions.reference()``, the step as it was first written).
+
+    * ``generate_once``: the generator runs forward once a step; the discriminators see that video
+      detached, the generator's losses the same video (the reference draws a second one for them);
+    * ``precision``: ``"auto"`` is mixed precision where it pays (a GPU: float16 with loss scaling; a CPU
+      with native bfloat16 arithmetic, AVX512-BF16 or AMX: bfloat16, for a step of at least
+      ``CPU_MIXED_PRECISION_WORK``), else ``"full"`` (float32); ``"mixed"`` forces it. The weights, their
+      gradients and the optimisers stay float32. Mixed precision reruns exactly with the same threads,
+      but results move with the thread count more than float32's do;
+    * ``freeze_discriminators``: in the generator's update no gradient is computed for the
+      discriminators' weights (it was thrown away: their optimiser steps in their own update);
+    * ``subpixel``: the generator's upsampling and first conv of each block as one conv on the small
+      picture (``generator.upsample_conv``: the same function, 4/9 of the multiplications);
+    * ``compile``: ``torch.compile`` the generator (falls back to eager, with a warning, where compiling
+      fails). Off by default: on 2 CPU cores it bought 1.06x in float32 and nothing in bfloat16, for
+      45-275 s of compiling per system.
+    """
+
+    generate_once: bool = True
+    precision: str = "auto"
+    freeze_discriminators: bool = True
+    subpixel: bool = True
+    compile: bool = False
+
+    @classmethod
+    def reference(cls, dev=None) -> "StepOptions":
+        """The step as first written: two generator forwards, float32 on a CPU (float16 on a GPU), no shortcuts."""
+        mixed = torch.device(dev or device()).type == "cuda"
+        return cls(generate_once=False, precision="mixed" if mixed else "full", freeze_discriminators=False,
+                   subpixel=False, compile=False)
+
+    def mixed_precision(self, dev, work: int) -> bool:
+        """Whether the losses run under autocast on ``dev`` for a step of ``work`` (``step_work``)."""
+        if self.precision not in ("auto", "mixed", "full"):
+            raise ValueError(f"precision must be 'auto', 'mixed' or 'full', got {self.precision!r}")
+        if self.precision == "auto":
+            return dev.type == "cuda" or (dev.type == "cpu" and native_bfloat16()
+                                          and work >= CPU_MIXED_PRECISION_WORK)
+        return self.precision == "mixed"
+
+
+def step_work(cfg: GANConfig, resolution: int) -> int:
+    """A step's size, as what its cost grows with: frames x pixels x the generator's last width."""
+    return cfg.batch_size * cfg.window * resolution ** 2 * cfg.generator.width
+
+
+#: bfloat16 pays on a CPU from about this ``step_work`` on (2 cores, side by side with float32: 0.92x
+#: for a width-8 generator at 32 px on 2 x 6 frames, 1.06x at 64 px, 1.54x on the smoke profile's
+#: 4 x 8 frames at width 16, 1.66x on the course's 8 x 8)
+CPU_MIXED_PRECISION_WORK = 2 ** 20
+
+
+@functools.cache
+def native_bfloat16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX), where bfloat16 convolutions are
+    about twice as fast as float32 ones; elsewhere they are emulated and slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return ("avx512_bf16" in flags or "amx_bf16" in flags) and torch.backends.mkldnn.is_available()
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module):
+    """No gradient for these modules' weights inside the block (gradients still flow through them to their
+    inputs). DistributedDataParallel modules skip their gradient sync too: there is none to sync."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    with contextlib.ExitStack() as stack:
+        for m in modules:
+            if isinstance(m, nn.parallel.DistributedDataParallel):
+                stack.enter_context(m.no_sync())
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+
+
 # ----------------------------------------------------------------------------------- trainer
 def _unwrap(m: nn.Module) -> nn.Module:
     return m.module if hasattr(m, "module") else m
@@ -125,17 +219,19 @@ class GANTrainer:
     """Generator, frame and sequence discriminators, their optimisers, and the frozen judges.
 
     ``experts``: dict with any of ``sync`` (a frozen ``SyncExpert``), ``emotion_teacher`` and
-    ``identity_teacher``; a missing one switches its loss off. Under ``torchrun`` the models are
-    wrapped in DistributedDataParallel (gloo on CPU, NCCL on GPU).
+    ``identity_teacher``; a missing one switches its loss off. ``options``: how a step computes
+    (``StepOptions``; the default is the fast step). Under ``torchrun`` the models are wrapped in
+    DistributedDataParallel (gloo on CPU, NCCL on GPU).
     """
 
     def __init__(self, cfg: GANConfig, data: GANData, experts: dict | None = None, resolution: int = 64,
-                 seed: int = 0, dev=None):
+                 seed: int = 0, dev=None, options: StepOptions | None = None):
         if data.frames[0].shape[1] != resolution:
             raise ValueError(f"the training frames are {data.frames[0].shape[1]} px but the GAN is built for "
                              f"{resolution} px")
         self.cfg, self.data, self.seed = cfg, data, seed
         self.dev = dev or device()
+        self.options = options or StepOptions()
         self.experts = {k: v.to(self.dev).eval() for k, v in (experts or {}).items() if v is not None}
         for m in self.experts.values():
             for p in m.parameters():
@@ -145,6 +241,8 @@ class GANTrainer:
                            data.mel_per_frame, **dataclasses.asdict(cfg.generator)).to(self.dev)
         self.Df = discriminators.FrameDiscriminator(resolution, data.identity.shape[1], cfg.d_width).to(self.dev)
         self.Ds = discriminators.SequenceDiscriminator(resolution, data.emotion.shape[1], cfg.d_width).to(self.dev)
+        for block in self.G.blocks:
+            block.subpixel = self.options.subpixel
         self.ema = copy.deepcopy(self.G).eval() if cfg.ema else None
         self.distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         if self.distributed:
@@ -154,8 +252,9 @@ class GANTrainer:
             self.Ds = nn.parallel.DistributedDataParallel(self.Ds, device_ids=ids)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam([*self.Df.parameters(), *self.Ds.parameters()], lr=cfg.lr_d, betas=(0.5, 0.999))
-        self.amp = self.dev.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.amp = self.options.mixed_precision(self.dev, step_work(cfg, resolution))  # GPU: float16, CPU: bfloat16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.dev.type == "cuda")
+        self._forward = _compiled(self.G) if self.options.compile else self.G
         rank = torch.distributed.get_rank() if self.distributed else 0
         self.rng = np.random.default_rng([seed, rank])
         self.step_count = 0
@@ -169,28 +268,42 @@ class GANTrainer:
 
     def generate(self, b: dict) -> torch.Tensor:
         """The generator's video for a batch: (B, T, 3, R, R)."""
-        return self.G(b["mel"], identity=b["identity"], emotion=b["emotion"], identity_image=b["reference"])[0]
+        return self._forward(b["mel"], identity=b["identity"], emotion=b["emotion"], identity_image=b["reference"])[0]
+
+    def fake(self, b: dict) -> torch.Tensor:
+        """The step's generated video, made on first use and kept in the batch: the discriminators'
+        update sees it detached, the generator's update the same video with its graph."""
+        if "fake" not in b:
+            b["fake"] = self.generate(b)
+        return b["fake"]
 
     def discriminator_loss(self, b: dict):
         """Hinge loss of the frame (and sequence) discriminators on real windows against generated ones."""
         real, t = b["real"], b["real"].shape[1]
         cond_f = b["cond"].repeat_interleave(t, 0)
-        with torch.no_grad():
-            fake = self.generate(b)
-        d_loss = discriminators.d_hinge_loss(self.Df(real.flatten(0, 1), cond_f), self.Df(fake.flatten(0, 1), cond_f))
+        if self.options.generate_once:
+            fake = self.fake(b).detach()
+        else:
+            with torch.no_grad():
+                fake = self.generate(b)
+        # scores in float32 (under mixed precision the networks compute in 16 bits, the losses need not)
+        d_loss = discriminators.d_hinge_loss(self.Df(real.flatten(0, 1), cond_f).float(),
+                                             self.Df(fake.flatten(0, 1), cond_f).float())
         if self.cfg.use_sequence:
-            d_loss = d_loss + discriminators.d_hinge_loss(self.Ds(real, b["emotion"]), self.Ds(fake, b["emotion"]))
+            d_loss = d_loss + discriminators.d_hinge_loss(self.Ds(real, b["emotion"]).float(),
+                                                          self.Ds(fake, b["emotion"]).float())
         return d_loss, {}
 
     def generator_loss(self, b: dict):
         """The generator's adversarial terms, mouth-weighted L1 and the frozen experts' losses, weighted."""
         cfg, real, mel, t = self.cfg, b["real"], b["mel"], b["real"].shape[1]
-        fake = self.generate(b)
+        fake = self.fake(b) if self.options.generate_once else self.generate(b)
         frames = fake.flatten(0, 1)
-        parts = dict(adv_frame=discriminators.g_hinge_loss(self.Df(frames, b["cond"].repeat_interleave(t, 0))),
+        cond_f = b["cond"].repeat_interleave(t, 0)
+        parts = dict(adv_frame=discriminators.g_hinge_loss(self.Df(frames, cond_f).float()),
                      l1=discriminators.reconstruction_loss(fake, real, cfg.mouth_weight))
         if cfg.use_sequence:
-            parts["adv_sequence"] = discriminators.g_hinge_loss(self.Ds(fake, b["emotion"]))
+            parts["adv_sequence"] = discriminators.g_hinge_loss(self.Ds(fake, b["emotion"]).float())
         if cfg.use_sync and "sync" in self.experts:
             parts["sync"] = discriminators.sync_expert_loss(self.experts["sync"], fake, mel)
         if cfg.generator.use_emotion and "emotion_teacher" in self.experts:
@@ -215,10 +328,15 @@ class GANTrainer:
                     be.copy_(bg)
         self.step_count += 1
 
+    def _generator_update(self, b: dict):
+        """``generator_loss``, with the discriminators' weights frozen when ``options.freeze_discriminators``."""
+        with frozen(self.Df, self.Ds) if self.options.freeze_discriminators else contextlib.nullcontext():
+            return self.generator_loss(b)
+
     def trainer(self, progress: bool = True) -> Trainer:
         """The one training loop with this GAN's step: discriminators first, then the generator."""
         return Trainer(self.sample, [Update(self.opt_d, self.discriminator_loss, name="d_loss"),
-                                     Update(self.opt_g, self.generator_loss, name="g_loss")],
+                                     Update(self.opt_g, self._generator_update, name="g_loss")],
                        "GAN", progress, scaler=self.scaler, autocast=self.dev.type if self.amp else None,
                        after_step=self.after_step)
 
@@ -302,6 +420,29 @@ class GANTrainer:
     def generator(self) -> Generator:
         """The generator to sample from: the EMA weights when kept, else the trained ones."""
         return self.ema if self.ema is not None else _unwrap(self.G)
+
+
+def _compiled(module: nn.Module):
+    """``torch.compile(module)`` that falls back to the module itself, with a warning, when compiling fails
+    (no compiler on the machine, an unsupported operation): the same results, only slower."""
+    try:
+        fast = torch.compile(module)
+    except Exception as exc:  # noqa: BLE001  (any failure to set up the compiler)
+        warnings.warn(f"torch.compile is not available ({type(exc).__name__}: {first_line(exc)}); training eagerly")
+        return module
+    state = {"fn": fast}
+
+    def forward(*args, **kwargs):
+        try:
+            return state["fn"](*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001  (inductor, a missing C++ compiler, a graph break that fails)
+            if state["fn"] is module:
+                raise
+            warnings.warn(f"torch.compile failed ({type(exc).__name__}: {first_line(exc)}); training eagerly")
+            state["fn"] = module
+            return module(*args, **kwargs)
+
+    return forward
 
 
 # ----------------------------------------------------------------------------------- DDP self-test
@@ -409,7 +550,10 @@ def fit(system: str, cfg: GANConfig, data: GANData, experts: dict, run, steps: i
         if tr.step_count % cfg.checkpoint_every == 0:
             write_bookkeeping()
 
+    t0 = time.perf_counter()
     trainer.train(steps, ckpt, progress, callback=after_step, resume=False)
+    if trainer.step_count > start:
+        note_training(run, ckpt.stem, time.perf_counter() - t0, steps=[int(start), int(trainer.step_count)])
     return trainer, write_bookkeeping()
 
 
