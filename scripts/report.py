@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from s2v_lib.machinery.runs import checkout, machine  # noqa: E402  (the run records the same)
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
 NOTEBOOKS = ["01_data_preparation", "02_teacher_features", "03_distillation", "04_gan_training",
              "05_evaluation", "06_inference_demo"]
@@ -42,31 +42,6 @@ class ReportError(ValueError):
 
 
 # ----------------------------------------------------------------------------------- reading a run
-def machine() -> dict:
-    """This machine: CPU model, logical cores, OS; the GPU when torch sees one."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return dict(cpu=cpu, cores=os.cpu_count(), os=f"{platform.system()} {platform.release()}")
-
-
-def checkout(root: Path = ROOT) -> str:
-    """The commit of ``root`` (short hash), with "+ uncommitted changes" when the work tree differs from it."""
-    def git(*args):
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30).stdout
-    try:
-        head = git("rev-parse", "--short=10", "HEAD").strip()
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (no git)"
-    return (head or "unknown (not a git checkout)") + (" + uncommitted changes" if head and dirty else "")
-
-
 def papermill_parameters(run: Path) -> dict:
     """The parameters papermill gave the run's executed notebooks (profile, seed, settings), from the first found."""
     for name in NOTEBOOKS:

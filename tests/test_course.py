@@ -160,3 +160,20 @@ def test_executed_notebooks_become_web_pages(tmp_path, capsys):
     page = (tmp_path / "html" / course.NOTEBOOKS[0].replace(".ipynb", ".html")).read_text()
     assert "01 · Data" in page and "print" in page
     assert "01_data_preparation.html" in (tmp_path / "html" / "index.html").read_text()
+
+
+def test_the_course_records_where_and_from_what_its_figures_come(tmp_path, monkeypatch):
+    import papermill
+
+    from s2v_lib.machinery import runs
+
+    ran = []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda src, out, **kw: (
+        ran.append((src, kw["parameters"])), nbformat.write(nbformat.v4.new_notebook(), out)))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
+    course.run_course("smoke", tmp_path / "run", notebooks=course.NOTEBOOKS[:2], seed=3,
+                      settings={"gan": {"steps": 5}})
+    recorded = runs.read_metrics(tmp_path / "run")["run"]
+    assert (recorded["profile"], recorded["seed"], recorded["settings"]) == ("smoke", 3, {"gan": {"steps": 5}})
+    assert recorded["cores"] >= 1 and recorded["cpu"] and recorded["commit"]
+    assert [p["seed"] for _, p in ran] == [3, 3]

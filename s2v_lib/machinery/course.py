@@ -29,9 +29,12 @@ def run_course(profile: str = "course", run="runs/course", corpus: str | None = 
     """
     import papermill as pm
 
-    from .runs import run_dir
+    from .runs import checkout, machine, run_dir, update_metrics
 
     run = run_dir(run)
+    # where and from what the figures come: scripts/report.py prints it above the README's figures
+    update_metrics(run, "run", dict(machine(), commit=checkout(), profile=profile, seed=int(seed),
+                                    settings=dict(settings or {})))
     params = dict(profile=profile, run_dir=str(run), corpus_dir=str(Path(corpus).resolve()) if corpus else "",
                   seed=int(seed), settings=dict(settings or {}))
     timings = {}

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -207,3 +209,32 @@ def require(run, folder: str, marker: str, notebook: str) -> Path:
         raise FileNotFoundError(f"no {folder.replace('_', ' ')} in {Path(run)}: run notebook {notebook} with "
                                 f"run_dir={str(run)!r} first")
     return root
+
+
+# ----------------------------------------------------------------------------------- provenance
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def machine() -> dict:
+    """This machine: CPU model, logical cores, OS; the GPU when torch sees one."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return dict(cpu=cpu, cores=os.cpu_count(), os=f"{platform.system()} {platform.release()}")
+
+
+def checkout(root: Path = _ROOT) -> str:
+    """The commit of ``root`` (short hash), with "+ uncommitted changes" when the work tree differs from it."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30).stdout
+    try:
+        head = git("rev-parse", "--short=10", "HEAD").strip()
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    return (head or "unknown (not a git checkout)") + (" + uncommitted changes" if head and dirty else "")
