@@ -159,7 +159,7 @@ class FeatureCache:
 
     def corpus(self) -> "Corpus":
         """The corpus this cache was made from (for the clips' sound and metadata)."""
-        return Corpus(self.info["stamp"]["corpus"])
+        return Corpus((self.info.get("stamp") or self.info["fingerprint"])["corpus"])  # version 1: in the fingerprint
 
     @property
     def mel_per_frame(self) -> int:

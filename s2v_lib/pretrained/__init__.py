@@ -27,6 +27,8 @@ All of them sit behind this project's own interfaces, so the stages after them d
 * ``DlibFaceDetector`` and ``MTCNNFaceDetector`` answer like ``machinery.detect.FaceDetector``
   (``candidates(frame, near=None)``), so ``detect.track_faces`` can follow faces with them.
 * ``GE2EVoiceEncoder``: 16 kHz audio -> a unit 256-d speaker embedding.
+* ``VoiceToFace`` (``voice_identity``): the GE2E embedding -> the identity teacher's face space, fitted
+  on the identity student's own targets; ``GE2EIdentityStudent``: audio -> face embedding through both.
 
 ``face_crop`` cuts a photograph's face out in SynthTalk's framing (the whole head, eyes at 44 %
 of the height), the way ingestion cuts real video, so photographs and corpus frames meet the
@@ -135,7 +137,11 @@ def __getattr__(name: str):  # the models, imported on first use (each needs its
             "FER_CLASSES": "emotion", "FER_TO_CORPUS": "emotion",
             "DlibIdentityTeacher": "dlib_models", "DlibLandmarkJudge": "dlib_models",
             "DlibFaceDetector": "dlib_models", "MTCNNFaceDetector": "mtcnn",
-            "GE2EVoiceEncoder": "voice", "voice_embedding": "voice"}
+            "GE2EVoiceEncoder": "voice", "voice_embedding": "voice",
+            "VoiceToFace": "voice_identity", "VoiceToFaceConfig": "voice_identity",
+            "train_voice_to_face": "voice_identity", "GE2EIdentityStudent": "voice_identity",
+            "voice_embeddings": "voice_identity", "clip_voice_embeddings": "voice_identity",
+            "save_voice_to_face": "voice_identity", "load_voice_to_face": "voice_identity"}
     if name in lazy:
         module = importlib.import_module(f".{lazy[name]}", __name__)
         return getattr(module, name)
