@@ -57,7 +57,7 @@ def _sha256(path: Path) -> str:
 def pack(run, out=None) -> Path:
     """Pack ``run``'s trained networks and teacher features into ``out`` (default ``<run>.s2v.tar``), written
     whole or not at all. Returns the bundle's path."""
-    from .runs import atomic_write, first_line
+    from .runs import atomic_write, first_line, read_metrics
 
     run = Path(run).resolve()
     files = _files(run)
@@ -66,10 +66,12 @@ def pack(run, out=None) -> Path:
     out = Path(out) if out is not None else run.with_name(run.name + ".s2v.tar")
     cache = run / "cache" / "cache.json"
     timings = run / "course_timings.json"
+    recorded = read_metrics(run).get("run") or {}  # what the course recorded when it ran (run_course)
     manifest = dict(format=FORMAT, made=time.strftime("%Y-%m-%d %H:%M:%S"), run=run.name,
-                    profile=json.loads(timings.read_text()).get("profile") if timings.exists() else None,
+                    profile=recorded.get("profile") or (json.loads(timings.read_text()).get("profile")
+                                                        if timings.exists() else None),
+                    seed=recorded.get("seed"), commit=recorded.get("commit"),
                     cache=json.loads(cache.read_text()).get("fingerprint") if cache.exists() else None,
-                    commit=_commit(),
                     files={str(p.relative_to(run)): dict(bytes=p.stat().st_size, sha256=_sha256(p)) for p in files})
 
     def write(f):
@@ -85,17 +87,6 @@ def pack(run, out=None) -> Path:
         return atomic_write(out, write)
     except OSError as exc:
         raise BundleError(f"cannot write {out}: {first_line(exc)}") from None
-
-
-def _commit() -> str | None:
-    import subprocess
-
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).resolve().parents[2])
-        return done.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def read_manifest(bundle) -> dict:
@@ -145,10 +136,11 @@ def restore(bundle, run, overwrite: bool = False) -> dict:
                 raise BundleError(f"{bundle}: {name} is damaged (its checksum differs from the manifest's)")
             (run / name).parent.mkdir(parents=True, exist_ok=True)
             atomic_write(run / name, lambda f: f.write(data))
-    return dict(manifest, seconds=time.perf_counter() - t0, run=str(run))
+    return dict(manifest, seconds=time.perf_counter() - t0, into=str(run))
 
 
 def describe(manifest: dict) -> str:
     total = sum(f["bytes"] for f in manifest["files"].values())
+    made_by = ", ".join(f"{k} {manifest[k]}" for k in ("profile", "seed", "commit") if manifest.get(k) is not None)
     return (f"{len(manifest['files'])} files, {total / 2 ** 20:.1f} MiB, from run {manifest.get('run')!r} "
-            f"(profile {manifest.get('profile')}, commit {str(manifest.get('commit'))[:10]}, made {manifest.get('made')})")
+            f"({made_by or 'profile, seed and commit not recorded'}; packed {manifest.get('made')})")

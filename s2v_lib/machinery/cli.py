@@ -106,7 +106,7 @@ def _restore(args) -> int:
     from .bundle import describe, restore
 
     done = restore(args.bundle, args.run, overwrite=args.overwrite)
-    print(f"restored {describe(done)} into {done['run']} in {done['seconds']:.1f} s")
+    print(f"restored {describe(done)} into {done['into']} in {done['seconds']:.1f} s")
     print(f"next: make course RUN={args.run}" + (f" PROFILE={done['profile']}" if done.get("profile") else "")
           + "  (the notebooks load these networks instead of training them)")
     return 0
