@@ -25,6 +25,15 @@ REQUIRED = {
                                   "s2v_lib.teachers.identity_teacher_loss"],
     "03_distillation.ipynb": ["s2v_lib.students.kd_loss", "s2v_lib.students.identity_loss",
                               "s2v_lib.students._GradReverse", "s2v_lib.students.grad_reverse"],
+    "04_gan_training.ipynb": ["s2v_lib.gan.sync.contrastive_loss", "s2v_lib.gan.discriminators.sync_expert_loss",
+                              "s2v_lib.gan.generator.FiLMBlock", "s2v_lib.gan.discriminators.FrameDiscriminator",
+                              "s2v_lib.gan.discriminators.SequenceDiscriminator",
+                              "s2v_lib.gan.discriminators.d_hinge_loss", "s2v_lib.gan.discriminators.g_hinge_loss",
+                              "s2v_lib.gan.discriminators.reconstruction_loss", "s2v_lib.gan.train.GANTrainer.after_step"],
+    "05_evaluation.ipynb": ["s2v_lib.evaluation.metrics.psnr", "s2v_lib.evaluation.metrics.ssim",
+                            "s2v_lib.evaluation.metrics.lmd", "s2v_lib.evaluation.metrics.frechet_distance",
+                            "s2v_lib.evaluation.metrics.bootstrap_ci", "s2v_lib.evaluation.scoring.paired",
+                            "s2v_lib.evaluation.metrics.mcnemar", "s2v_lib.gan.sync.offset_profile"],
 }
 
 

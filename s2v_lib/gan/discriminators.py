@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
 from ..config import CorpusConfig, GANConfig, StudentConfig, TeacherConfig, halvings, standardize_frames
+from .sync import mouth_region
 
 
 def _down(cin: int, cout: int) -> nn.Sequential:
@@ -112,8 +113,6 @@ def sync_expert_loss(expert, video: torch.Tensor, mel: torch.Tensor) -> torch.Te
     Windows of the expert's W frames (5) every frame; p = (1 + cos(v, a)) / 2 turns the cosine of the
     two embeddings into a probability.
     """
-    from .sync import mouth_region
-
     b, t = video.shape[:2]
     w, m = expert.window, expert.mel_per_frame
     if t < w:
