@@ -147,26 +147,39 @@ class DlibFaceDetector:
         return boxes[int(np.argmax(scores))] if len(boxes) else None
 
     def candidates(self, frame: np.ndarray, near: np.ndarray | None = None):
-        import cv2
-
-        h, w = frame.shape[:2]
-        x0 = y0 = 0
-        if near is not None:  # the region around the face, as FaceDetector does
-            side = float(near[2] - near[0])
-            x0, y0 = int(max(0, near[0] - side)), int(max(0, near[1] - side))
-            frame = frame[y0:int(min(h, near[3] + side)), x0:int(min(w, near[2] + side))]
-        scale = self.max_side / max(frame.shape[:2])
-        if scale != 1:
-            size = (max(1, int(round(frame.shape[1] * scale))), max(1, int(round(frame.shape[0] * scale))))
-            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        frame, x0, y0, scale = search_region(frame, near, self.max_side, upscale=True)
         rects, scores, _ = self.detector.run(np.ascontiguousarray(frame), 0, self.threshold)
         if not rects:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-        boxes = np.array([[r.left(), r.top(), r.right() + 1, r.bottom() + 1] for r in rects], np.float32) / scale
-        boxes = hog_to_haar(boxes)
-        boxes[:, [0, 2]] += x0
-        boxes[:, [1, 3]] += y0
-        return boxes, np.asarray(scores, np.float32)
+        boxes = np.array([[r.left(), r.top(), r.right() + 1, r.bottom() + 1] for r in rects], np.float32)
+        return in_frame(hog_to_haar(boxes / scale), x0, y0), np.asarray(scores, np.float32)
+
+
+def search_region(frame: np.ndarray, near: np.ndarray | None, max_side: int, upscale: bool):
+    """Where a detector looks: the region around the face found before (``near``, a box: one face width
+    on every side, as ``machinery.detect.FaceDetector`` does) or the whole frame, scaled to ``max_side``
+    (never up unless ``upscale``). Returns ``(region, x0, y0, scale)``."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    x0 = y0 = 0
+    if near is not None:
+        side = float(near[2] - near[0])
+        x0, y0 = int(max(0, near[0] - side)), int(max(0, near[1] - side))
+        frame = frame[y0:int(min(h, near[3] + side)), x0:int(min(w, near[2] + side))]
+    scale = max_side / max(frame.shape[:2])
+    scale = scale if upscale else min(1.0, scale)
+    if scale != 1:
+        size = (max(1, int(round(frame.shape[1] * scale))), max(1, int(round(frame.shape[0] * scale))))
+        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return frame, x0, y0, scale
+
+
+def in_frame(boxes: np.ndarray, x0: int, y0: int) -> np.ndarray:
+    """Boxes found in a region whose corner is (x0, y0) -> boxes in the whole frame."""
+    boxes[:, [0, 2]] += x0
+    boxes[:, [1, 3]] += y0
+    return boxes
 
 
 def hog_to_haar(boxes: np.ndarray, conversion=HOG_TO_HAAR) -> np.ndarray:

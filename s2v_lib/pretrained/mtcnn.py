@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import import_or_explain
-from .dlib_models import hog_to_haar
+from .dlib_models import hog_to_haar, in_frame, search_region
 
 #: MTCNN box -> the Haar cascade's box of the same face: width x 1.158, centre raised by 0.034 widths
 MTCNN_TO_HAAR = (1.158, -0.034)
@@ -40,18 +40,7 @@ class MTCNNFaceDetector:
         return boxes[int(np.argmax(scores))] if len(boxes) else None
 
     def candidates(self, frame: np.ndarray, near: np.ndarray | None = None):
-        import cv2
-
-        h, w = frame.shape[:2]
-        x0 = y0 = 0
-        if near is not None:
-            side = float(near[2] - near[0])
-            x0, y0 = int(max(0, near[0] - side)), int(max(0, near[1] - side))
-            frame = frame[y0:int(min(h, near[3] + side)), x0:int(min(w, near[2] + side))]
-        scale = min(1.0, self.max_side / max(frame.shape[:2]))
-        if scale < 1:
-            size = (max(1, int(round(frame.shape[1] * scale))), max(1, int(round(frame.shape[0] * scale))))
-            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        frame, x0, y0, scale = search_region(frame, near, self.max_side, upscale=False)
         self.mtcnn.min_face_size = max(12, int(self.min_face_fraction * min(frame.shape[:2])))
         boxes, probs = self.mtcnn.detect(np.ascontiguousarray(frame))
         if boxes is None or len(boxes) == 0 or boxes[0] is None:
@@ -59,7 +48,4 @@ class MTCNNFaceDetector:
         boxes = np.asarray(np.stack([np.asarray(b, np.float32) for b in boxes]), np.float32).reshape(-1, 4)
         probs = np.asarray([float(p) for p in np.ravel(probs)], np.float32)
         keep = probs >= self.threshold
-        boxes = hog_to_haar(boxes[keep] / scale, MTCNN_TO_HAAR)
-        boxes[:, [0, 2]] += x0
-        boxes[:, [1, 3]] += y0
-        return boxes, probs[keep]
+        return in_frame(hog_to_haar(boxes[keep] / scale, MTCNN_TO_HAAR), x0, y0), probs[keep]
