@@ -177,3 +177,26 @@ def test_the_course_records_where_and_from_what_its_figures_come(tmp_path, monke
     assert (recorded["profile"], recorded["seed"], recorded["settings"]) == ("smoke", 3, {"gan": {"steps": 5}})
     assert recorded["cores"] >= 1 and recorded["cpu"] and recorded["commit"]
     assert [p["seed"] for _, p in ran] == [3, 3]
+
+
+def test_a_bundled_gan_checkpoint_loads_without_its_optimisers(tmp_path):
+    import torch
+
+    from s2v_lib.config import GANConfig, GeneratorConfig
+    from s2v_lib.gan import train
+    from s2v_lib.machinery import bundle
+
+    cfg = GANConfig(batch_size=2, window=6, generator=GeneratorConfig(width=8), d_width=8)
+    data = train.GANData.synthetic(n_clips=2, n_frames=8, resolution=32)
+    trainer = train.GANTrainer(cfg, data, {}, 32, 0)
+    trainer.train(2, progress=False)
+    trainer.save(tmp_path / "run" / "checkpoints" / "gan_speech2video.pt")
+    full = (tmp_path / "run" / "checkpoints" / "gan_speech2video.pt").stat().st_size
+    packed = bundle.pack(tmp_path / "run", tmp_path / "b.tar")
+    assert bundle.read_manifest(packed)["files"]["checkpoints/gan_speech2video.pt"]["bytes"] < 0.7 * full
+    bundle.restore(packed, tmp_path / "laptop")
+    again = train.GANTrainer(cfg, data, {}, 32, 0)
+    again.load(tmp_path / "laptop" / "checkpoints" / "gan_speech2video.pt")
+    assert again.step_count == 2
+    for a, b in zip(trainer.generator.state_dict().values(), again.generator.state_dict().values()):
+        assert torch.equal(a, b)

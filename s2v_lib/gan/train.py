@@ -384,8 +384,9 @@ class GANTrainer:
         _unwrap(self.Ds).load_state_dict(s["Ds"])
         if self.ema is not None and s["ema"] is not None:
             self.ema.load_state_dict(s["ema"])
-        self.opt_g.load_state_dict(s["opt_g"])
-        self.opt_d.load_state_dict(s["opt_d"])
+        if s.get("opt_g") is not None:  # a bundled checkpoint (machinery.bundle) leaves the optimisers out
+            self.opt_g.load_state_dict(s["opt_g"])
+            self.opt_d.load_state_dict(s["opt_d"])
         self.scaler.load_state_dict(s["scaler"])
         torch.set_rng_state(s["torch_rng"].cpu())
         if s["cuda_rng"] and torch.cuda.is_available():

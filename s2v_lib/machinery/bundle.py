@@ -12,7 +12,9 @@ made in a minute or two, always the same for the same profile and seed)::
     make course
 
 What is packed: ``checkpoints/`` (teachers, students, sync expert, landmark judge, every GAN with
-its history and snapshots) and ``teacher_features/`` (the teachers' outputs on pools B and C).
+its history and snapshots; a GAN checkpoint without its optimisers' state, which is more than half
+its size and only needed to train it further) and ``teacher_features/`` (the teachers' outputs on
+pools B and C).
 Networks are keyed by the data they learned from (``data.fingerprint``: the corpus's metadata and the
 feature settings, not its folder or file times), so they load wherever the same corpus is made again;
 anything an exercise changes still trains.
@@ -72,21 +74,44 @@ def pack(run, out=None) -> Path:
                                                         if timings.exists() else None),
                     seed=recorded.get("seed"), commit=recorded.get("commit"),
                     cache=json.loads(cache.read_text()).get("fingerprint") if cache.exists() else None,
-                    files={str(p.relative_to(run)): dict(bytes=p.stat().st_size, sha256=_sha256(p)) for p in files})
+                    files={})
+    payloads = {}
+    for p in files:
+        name = str(p.relative_to(run))
+        payloads[name] = _slim(p) if p.parent.name == "checkpoints" and p.name.startswith("gan_") \
+            and p.suffix == ".pt" else None
+        manifest["files"][name] = dict(bytes=len(payloads[name]) if payloads[name] is not None else p.stat().st_size,
+                                       sha256=hashlib.sha256(payloads[name]).hexdigest()
+                                       if payloads[name] is not None else _sha256(p))
 
     def write(f):
         with tarfile.open(fileobj=f, mode="w") as tar:
-            data = json.dumps(manifest, indent=1).encode()
-            info = tarfile.TarInfo(MANIFEST)
-            info.size, info.mtime = len(data), int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-            for p in files:
-                tar.add(p, arcname=str(p.relative_to(run)), recursive=False)
+            for name, data in [(MANIFEST, json.dumps(manifest, indent=1).encode())] + \
+                    [(n, d) for n, d in payloads.items() if d is not None]:
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime = len(data), int(time.time())
+                tar.addfile(info, io.BytesIO(data))
+            for name, data in payloads.items():
+                if data is None:
+                    tar.add(run / name, arcname=name, recursive=False)
 
     try:
         return atomic_write(out, write)
     except OSError as exc:
         raise BundleError(f"cannot write {out}: {first_line(exc)}") from None
+
+
+def _slim(path: Path) -> bytes:
+    """A GAN checkpoint without its optimisers' state (more than half its size): what the notebooks need to
+    load a finished system. Training it further starts its optimisers afresh."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "opt_g" in state:
+        state = dict(state, opt_g=None, opt_d=None)
+    out = io.BytesIO()
+    torch.save(state, out)
+    return out.getvalue()
 
 
 def read_manifest(bundle) -> dict:
