@@ -37,16 +37,8 @@ from s2v_lib.gan.train import SYSTEMS, GANData, GANTrainer, StepOptions
 
 
 def _rate(step, batch: int, steps: int, warmup: int, device) -> float:
-    for _ in range(warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return batch * steps / (time.perf_counter() - t0)
+    """Items per second of one training step (``batch`` items a call)."""
+    return batch / _seconds_side_by_side({"step": step}, steps, warmup, device)["step"]
 
 
 def _seconds_side_by_side(steps: dict, n: int, warmup: int, device) -> dict:
