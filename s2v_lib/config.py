@@ -53,6 +53,10 @@ class CorpusConfig:
     intensities: tuple[str, ...] = INTENSITIES
     #: fractions of speakers in pools A (teacher pretraining), B (distillation, GAN), C (unseen)
     pool_fractions: tuple[float, float, float] = (0.4, 0.4, 0.2)
+    #: more unseen speakers, beyond ``n_speakers`` (all in pool C, ``unseen_clips_per_speaker`` clips each):
+    #: statistical power for the unseen-speaker measures at little cost; pools A and B are unchanged
+    unseen_speakers: int = 0
+    unseen_clips_per_speaker: int = 6
     #: fractions of pool B sentences held out for validation and test (observed speakers)
     b_val_fraction: float = 0.15
     b_test_fraction: float = 0.15
@@ -68,6 +72,9 @@ class CorpusConfig:
             raise ValueError(f"n_speakers must be at least 1, got {self.n_speakers}")
         if int(self.clips_per_speaker) < 1:
             raise ValueError(f"clips_per_speaker must be at least 1, got {self.clips_per_speaker}")
+        if int(self.unseen_speakers) < 0 or int(self.unseen_clips_per_speaker) < 1:
+            raise ValueError(f"unseen_speakers must be 0 or more and unseen_clips_per_speaker at least 1, got "
+                             f"{self.unseen_speakers} and {self.unseen_clips_per_speaker}")
         if int(self.n_sentences) < 1:
             raise ValueError(f"n_sentences must be at least 1, got {self.n_sentences}")
         if self.resolution not in RESOLUTIONS:
@@ -304,7 +311,9 @@ PROFILES: dict[str, dict] = {
                      sync=dict(steps=500), gan=dict(steps=600, baseline_steps=400, ablation_steps=120),
                      landmarks=dict(steps=800), evaluation=dict(unseen_clips=30, bootstrap=500, rating_pairs=8)),
     # the course: minutes on a 2-core laptop, enough data for the proofs to be clear
-    "course": dict(corpus=dict(n_speakers=24, clips_per_speaker=36, n_sentences=40)),
+    # (20 more unseen speakers, 6 clips each: the unseen-speaker measures need more than pool C's 5)
+    "course": dict(corpus=dict(n_speakers=24, clips_per_speaker=36, n_sentences=40, unseen_speakers=20),
+                   evaluation=dict(unseen_clips=75)),
     # sized for a GPU: more speakers and clips, larger faces
     "paper": dict(corpus=dict(n_speakers=200, clips_per_speaker=54, n_sentences=120, resolution=128),
                   teachers=dict(steps=6000, identity_steps=3000, batch_size=128, input_size=128, width=32),

@@ -173,6 +173,22 @@ def test_pools_partition_the_speakers(n):
         assert {"A", "B"} <= set(pools)
 
 
+def test_unseen_speakers_are_added_to_pool_c_and_change_nothing_else():
+    base = CorpusConfig(n_speakers=8, clips_per_speaker=9, n_sentences=10, seed=3)
+    more = dataclasses.replace(base, unseen_speakers=5, unseen_clips_per_speaker=4)
+    plan = [dataclasses.asdict(c) for c in st.plan_clips(base, st.make_speakers(base))]
+    speakers = st.make_speakers(more)
+    plan_more = [dataclasses.asdict(c) for c in st.plan_clips(more, speakers)]
+    assert [s.pool for s in speakers[8:]] == ["C"] * 5 and len({s.speaker for s in speakers}) == 13
+    assert plan_more[:len(plan)] == plan  # the first 8 speakers and their clips as without the extra ones
+    extra = pd.DataFrame(plan_more[len(plan):])
+    assert extra.groupby("speaker").size().tolist() == [4] * 5 and set(extra.split) == {"test"}
+    assert st._comparable(dataclasses.asdict(base)) == st._comparable(
+        {k: v for k, v in dataclasses.asdict(base).items() if k not in st.LATER_SETTINGS})  # older corpora reused
+    with pytest.raises(ValueError, match="unseen_speakers"):
+        dataclasses.replace(base, unseen_speakers=-1).validate()
+
+
 def test_corpus_layout_schema_and_disjoint_pools(tiny_corpus, tiny_cfg):
     meta = tiny_corpus.meta
     for col in ("clip", "speaker", "emotion", "intensity", "sentence_id", "sentence", "duration", "frames",

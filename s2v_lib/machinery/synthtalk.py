@@ -252,8 +252,9 @@ def assign_pools(n_speakers: int, fractions, seed: int) -> list[str]:
 
 
 def make_speakers(cfg: CorpusConfig) -> list[Speaker]:
-    pools = assign_pools(cfg.n_speakers, cfg.pool_fractions, cfg.seed)
-    return [make_speaker(i, cfg.seed, pools[i]) for i in range(cfg.n_speakers)]
+    """The corpus's speakers: ``n_speakers`` in pools A, B and C, then ``unseen_speakers`` more in pool C."""
+    pools = assign_pools(cfg.n_speakers, cfg.pool_fractions, cfg.seed) + ["C"] * int(cfg.unseen_speakers)
+    return [make_speaker(i, cfg.seed, pools[i]) for i in range(len(pools))]
 
 
 # ----------------------------------------------------------------------------------- clip plan
@@ -288,11 +289,11 @@ def plan_clips(cfg: CorpusConfig, speakers: list[Speaker]) -> list[ClipSpec]:
     specs = []
     for spk in speakers:
         rng = np.random.default_rng([cfg.seed, 5, spk.index])
-        order = np.concatenate([rng.permutation(len(combos))
-                                for _ in range(math.ceil(cfg.clips_per_speaker / len(combos)))])
-        sent = rng.permutation(np.resize(np.arange(cfg.n_sentences), cfg.clips_per_speaker))
+        n_clips = cfg.clips_per_speaker if spk.index < cfg.n_speakers else cfg.unseen_clips_per_speaker
+        order = np.concatenate([rng.permutation(len(combos)) for _ in range(math.ceil(n_clips / len(combos)))])
+        sent = rng.permutation(np.resize(np.arange(cfg.n_sentences), n_clips))
         seen = {}
-        for k in range(cfg.clips_per_speaker):
+        for k in range(n_clips):
             emotion, intensity = combos[order[k]]
             s = int(sent[k])
             if spk.pool == "B":
@@ -579,18 +580,24 @@ def generate_corpus(out_dir, cfg: CorpusConfig, workers: int | None = None, prog
     meta.to_csv(out / "metadata.csv", index=False)
     manifest.write_text(json.dumps(dict(
         name="SynthTalk", version=CORPUS_VERSION, config=settings, complete=True, n_clips=len(meta),
-        n_speakers=cfg.n_speakers, fps=cfg.fps, sample_rate=cfg.sample_rate, resolution=cfg.resolution,
+        n_speakers=len(speakers), fps=cfg.fps, sample_rate=cfg.sample_rate, resolution=cfg.resolution,
         emotions=list(cfg.emotions), intensities=list(cfg.intensities),
         face_attributes=list(FACE_ATTRIBUTES), visemes=list(VISEME_NAMES),
         expression_channels=list(EXPRESSION_CHANNELS)), indent=1))
     return out
 
 
+#: settings added after corpora were made: a corpus that does not name one was made with this value
+LATER_SETTINGS = dict(unseen_speakers=0, unseen_clips_per_speaker=6)
+
+
 def _comparable(d: dict) -> str:
+    d = {**LATER_SETTINGS, **d}
     return json.dumps({k: list(v) if isinstance(v, (list, tuple)) else v for k, v in d.items()}, sort_keys=True)
 
 
 def _diff(a: dict, b: dict) -> dict:
+    a = {**LATER_SETTINGS, **a}
     return {k: (a.get(k), b.get(k)) for k in set(a) | set(b)
             if json.dumps(a.get(k)) != json.dumps(list(b[k]) if isinstance(b.get(k), tuple) else b.get(k))}
 
