@@ -9,7 +9,7 @@ time per 1,000 clips it implies, and how far the recovered face boxes are from t
 is printed too, with the rate it gives on idle cores: wall-clock figures on a machine shared
 with other work are slower than that.
 
-    python benchmarks/bench_ingest.py [--clips 24] [--workers N]
+    python benchmarks/bench_ingest.py [--clips 24] [--workers N] [--detector auto|haar|dlib|mtcnn]
 
 ``--clips 1`` is a quick check that both layouts go through (tests/test_benchmarks.py); one clip
 says little about the rates.
@@ -27,6 +27,7 @@ import numpy as np
 
 from s2v_lib.config import CorpusConfig
 from s2v_lib.data import Corpus
+from s2v_lib.machinery.detect import DETECTORS, resolve_detector_name
 from s2v_lib.machinery.ingest import ingest, write_lookalike
 from s2v_lib.machinery.synthtalk import generate_corpus
 
@@ -58,8 +59,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, default=24, help="clips per layout")
     ap.add_argument("--workers", type=int, default=os.cpu_count())
+    ap.add_argument("--detector", choices=DETECTORS, default="auto", help="ingestion's face detector")
     args = ap.parse_args()
-    print(f"cores: {os.cpu_count()}, workers: {args.workers}")
+    print(f"cores: {os.cpu_count()}, workers: {args.workers}, detector: {resolve_detector_name(args.detector)}")
     tmp = Path(tempfile.mkdtemp(prefix="s2v-bench-ingest-"))
     try:
         n_speakers = max(8, args.clips // 2)
@@ -72,7 +74,8 @@ def main():
         for kind, seconds in LAYOUTS.items():
             known = write_lookalike(kind, corpus, tmp / kind, clips=clips, seconds=seconds)
             t0, c0 = time.perf_counter(), cpu_seconds()
-            summary = ingest(kind, tmp / kind, tmp / f"{kind}-out", workers=args.workers, progress=False)
+            summary = ingest(kind, tmp / kind, tmp / f"{kind}-out", workers=args.workers, progress=False,
+                             detector=args.detector)
             wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
             n = len(known)
             per_min = 60 * n / wall

@@ -25,8 +25,16 @@ def _synthtalk(args) -> int:
 def _ingest(args) -> int:
     from .ingest import format_summary, ingest
 
-    summary = ingest(args.corpus, args.src, args.out, resolution=args.resolution, workers=args.workers,
-                     seed=args.seed)
+    try:
+        summary = ingest(args.corpus, args.src, args.out, resolution=args.resolution, workers=args.workers,
+                         seed=args.seed, detector=args.detector)
+    except ImportError as exc:  # --detector dlib or mtcnn without its package: the message names the pip line
+        from ..pretrained import PretrainedModelMissing
+
+        if not isinstance(exc, PretrainedModelMissing):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(format_summary(summary))
     print(f"next: make course CORPUS={args.out}")
     return 0
@@ -134,6 +142,8 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, help="processes (default: all cores)")
     p.set_defaults(func=_synthtalk)
 
+    from .detect import DETECTORS
+
     p = sub.add_parser("ingest", help="ingest your copy of CREMA-D or RAVDESS into a corpus folder")
     p.add_argument("corpus", choices=["cremad", "ravdess"], help="which corpus the source folder holds")
     p.add_argument("src", help="the corpus copy (CREMA-D: holds VideoFlash/ and AudioWAV/; RAVDESS: Actor_NN/)")
@@ -141,6 +151,9 @@ def main(argv=None) -> int:
     p.add_argument("--resolution", type=int, default=64, help="face crop size in pixels, a multiple of 8")
     p.add_argument("--seed", type=int, default=0, help="seed of the pool and split assignment")
     p.add_argument("--workers", type=int, help="processes (default: all cores)")
+    p.add_argument("--detector", choices=DETECTORS, default="auto",
+                   help="face detector: auto = MTCNN when installed (the pretrained extra), else the Haar "
+                        "cascade; haar is faster and needs no extra, but loses turned heads")
     p.set_defaults(func=_ingest)
 
     p = sub.add_parser("course", help="run the notebooks in order with papermill")

@@ -2,8 +2,9 @@
 
 Users bring their own copy (nothing is downloaded). Per clip: labels parsed from the file name
 and mapped onto the shared vocabulary (``config.EMOTIONS``); frames decoded and resampled to
-25 fps (nearest frame in time); the face found in every frame (``detect.FaceDetector``), short
-gaps repaired by interpolation, the boxes smoothed; aligned square crops at the run's
+25 fps (nearest frame in time); the face found in every frame (``detect.make_detector``: MTCNN
+when the ``pretrained`` extra is installed, else OpenCV's Haar cascade), short gaps repaired by
+interpolation, the boxes smoothed; aligned square crops at the run's
 resolution; the sound resampled to 16 kHz mono and trimmed or padded to the video's length.
 Written as ``clips/<clip>.mp4`` (the crops, H.264 + AAC) and ``clips/<clip>.wav``, with
 ``metadata.csv``, ``speakers.csv`` and ``corpus.json`` as SynthTalk writes them, so notebooks
@@ -49,6 +50,7 @@ import pandas as pd
 
 from ..config import EMOTIONS, CorpusConfig
 from ..config import progress as progress_bar
+from .detect import DETECTOR_DESCRIPTIONS, resolve_detector_name
 
 log = logging.getLogger(__name__)
 
@@ -249,14 +251,18 @@ def assign_splits(clips: list[SourceClip], cfg: CorpusConfig, seed: int = 0) -> 
 _WORKER: dict = {}
 
 
-def _worker_init(out: str, resolution: int, forked: bool = False) -> None:
-    from .detect import FaceDetector
+def _worker_init(out: str, resolution: int, detector: str, forked: bool = False) -> None:
+    from .detect import make_detector
     from .synthtalk import ignore_interrupts
 
     ignore_interrupts()
-    if forked and "torch" in sys.modules:  # forked after torch ran: its thread pool must not be used
-        sys.modules["torch"].set_num_threads(1)
-    _WORKER.update(out=Path(out), resolution=int(resolution), detector=FaceDetector())
+    if forked and ("torch" in sys.modules or detector == "mtcnn"):
+        # one torch thread per process (the processes fill the cores; MTCNN is torch), and a
+        # thread pool that torch started before the fork must not be used
+        import torch
+
+        torch.set_num_threads(1)
+    _WORKER.update(out=Path(out), resolution=int(resolution), detector=make_detector(detector))
 
 
 def _source_stamp(c: SourceClip) -> dict:
@@ -360,8 +366,12 @@ def _ingest_one(job: tuple[SourceClip, dict]) -> dict:
 
 # ----------------------------------------------------------------------------------- the corpus
 def ingest(corpus: str, src, out, resolution: int = 64, workers: int | None = None, seed: int = 0,
-           progress: bool = True) -> dict:
+           progress: bool = True, detector: str = "auto") -> dict:
     """Ingest a real corpus copy at ``src`` (``corpus``: "cremad" or "ravdess") into ``out``.
+
+    ``detector`` finds the faces (``detect.DETECTORS``): "auto" is MTCNN when its packages are
+    installed, else the Haar cascade (``detect.make_detector`` says why); the one used is recorded in
+    the corpus settings, so a folder is never filled by two detectors.
 
     Returns the summary (also printed by the command line and saved as
     ``out/ingest_summary.json``): files found, clips ingested (new this run and reused from an
@@ -371,12 +381,13 @@ def ingest(corpus: str, src, out, resolution: int = 64, workers: int | None = No
         raise ValueError(f"unknown corpus {corpus!r}; choose one of {sorted(CORPORA)}")
     spec = CORPORA[corpus]
     cfg = CorpusConfig(resolution=int(resolution), seed=int(seed)).validate()
+    detector = resolve_detector_name(detector)
     src, out = Path(src).resolve(), Path(out)
     t0 = time.perf_counter()
     clips, skips = spec["scan"](src)
     settings = dict(corpus=spec["name"], resolution=cfg.resolution, seed=cfg.seed, fps=FPS,
                     sample_rate=SAMPLE_RATE, max_gap_seconds=MAX_GAP_SECONDS,
-                    max_missing_fraction=MAX_MISSING_FRACTION, version=INGEST_VERSION)
+                    max_missing_fraction=MAX_MISSING_FRACTION, detector=detector, version=INGEST_VERSION)
     _check_out(out, settings)
     out.mkdir(parents=True, exist_ok=True)
     (out / "corpus.json").write_text(json.dumps(dict(name=spec["name"], settings=settings, complete=False), indent=1))
@@ -392,7 +403,7 @@ def ingest(corpus: str, src, out, resolution: int = 64, workers: int | None = No
     workers = max(1, min(workers or (os.cpu_count() or 1), len(jobs) or 1))
     bar = dict(total=len(jobs), desc=f"{spec['name']} clips", unit="clip")
     if workers == 1:
-        _worker_init(str(out), cfg.resolution)
+        _worker_init(str(out), cfg.resolution, detector)
         results += [_ingest_one(j) for j in progress_bar(jobs, progress, **bar)]
     else:
         import cv2
@@ -404,7 +415,7 @@ def ingest(corpus: str, src, out, resolution: int = 64, workers: int | None = No
         threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
         try:
-            with _pool_context().Pool(workers, _worker_init, (str(out), cfg.resolution, True)) as pool:
+            with _pool_context().Pool(workers, _worker_init, (str(out), cfg.resolution, detector, True)) as pool:
                 results += list(progress_bar(pool.imap_unordered(_ingest_one, jobs), progress, **bar))
         finally:
             cv2.setNumThreads(threads)
@@ -436,7 +447,7 @@ def ingest(corpus: str, src, out, resolution: int = 64, workers: int | None = No
         name=spec["name"], source=str(src), url=spec["url"], licence=spec["licence"], settings=settings,
         complete=True, n_clips=len(meta), n_speakers=int(meta.speaker.nunique()), fps=FPS,
         sample_rate=SAMPLE_RATE, resolution=cfg.resolution, emotions=list(EMOTIONS),
-        intensities=list(cfg.intensities), detector="OpenCV Haar cascade (haarcascade_frontalface_default)"),
+        intensities=list(cfg.intensities), detector=DETECTOR_DESCRIPTIONS[detector]),
         indent=1))
     return summary
 
@@ -448,6 +459,8 @@ def _check_out(out: Path, settings: dict) -> None:
             raise FileExistsError(f"{out} is not empty and holds no ingested corpus; choose an empty or new folder")
         return
     old = json.loads(manifest.read_text()).get("settings")
+    if old is not None and "detector" not in old:  # ingested before the detector could be chosen: Haar
+        old = {**old, "detector": "haar"}
     if old != settings:
         diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v} if old else "not an ingested corpus"
         raise FileExistsError(f"{out} already holds a corpus made with other settings ({diff}); choose another "
