@@ -24,6 +24,8 @@ INTENSITIES: tuple[str, ...] = ("low", "medium", "high")
 POOLS: tuple[str, ...] = ("A", "B", "C")
 #: Face crop sizes the networks are built for: powers of two, halved down to 4 x 4 pixels.
 RESOLUTIONS: tuple[int, ...] = (32, 64, 128, 256)
+#: Where the identity embedding can come from (``StudentConfig.voice_front_end``).
+VOICE_FRONT_ENDS: tuple[str, ...] = ("scratch", "ge2e")
 
 
 def standardize_frames(frames):
@@ -184,6 +186,17 @@ class StudentConfig:
     dropout: float = 0.1          # in the emotion student's embedding and head
     identity_l2: float = 0.5      # weight of the L2 term beside the cosine in the identity loss
     adversary_weight: float = 0.0  # > 0: gradient-reversal adversaries for disentanglement
+    #: where the run's identity embedding comes from: "scratch" (the IdentityStudent, trained here on log-mels)
+    #: or "ge2e" (Resemblyzer's pretrained GE2E speaker encoder on the samples, mapped to the face space by a
+    #: small MLP fitted on the same targets: s2v_lib.pretrained.voice_identity; needs resemblyzer's package)
+    voice_front_end: str = "scratch"
+
+    def validate(self) -> "StudentConfig":
+        if self.voice_front_end not in VOICE_FRONT_ENDS:
+            raise ValueError(f"students.voice_front_end must be one of {list(VOICE_FRONT_ENDS)} (the identity "
+                             f"student trained from scratch, or the pretrained GE2E voice encoder), got "
+                             f"{self.voice_front_end!r}")
+        return self
 
 
 @dataclass
@@ -291,6 +304,7 @@ class Profile:
         """Raise ValueError naming the setting when the profile cannot run."""
         self.corpus.validate()
         self.features.validate(self.corpus.sample_rate, self.corpus.fps)
+        self.students.validate()
         self.gan.generator.validate()
         if self.gan.window < self.sync.window:
             raise ValueError(f"the GAN's training window ({self.gan.window} frames) must hold the sync expert's "

@@ -10,6 +10,10 @@ lecture needs what a sentence needs): the sound is decoded and resampled a block
 into an anonymous temporary file (``audio.Recording``), log-mels are computed for the rows
 asked (``MelFrames``), the students hear windows of at most ``STUDENT_WINDOW_S`` seconds one
 at a time and their predictions are averaged, and the generator and the writer stream.
+A run whose notebook 03 chose the GE2E voice front-end (``StudentConfig.voice_front_end = "ge2e"``)
+takes the identity from ``pretrained.voice_identity.GE2EIdentityStudent`` on the same windows' samples
+(a running mean of their GE2E embeddings, one window in memory at a time); the emotion student stays
+on the log-mels.
 
 ``Speech2VideoModel`` keeps a run's networks loaded for many recordings (``generate_folder``);
 ``python -m s2v_lib generate`` is the command line of both.
@@ -24,7 +28,7 @@ import numpy as np
 import torch
 
 from .machinery.audio import AudioError, Recording, log_mel, stream_audio, to_mono
-from .config import EMOTIONS, FeatureConfig, device
+from .config import EMOTIONS, VOICE_FRONT_ENDS, FeatureConfig, device
 from .config import progress as progress_bar
 from .gan.train import to_uint8
 from .machinery.video import VideoWriter
@@ -53,13 +57,17 @@ class Speech2VideoModel:
     and audio rates), ``mel_mean`` and ``mel_std`` (per band, or scalars: ``normalize`` z-scores each
     band with them), ``mel_floor`` (the normalised log-mel each band is floored at, ``corpus_mel_floor``;
     None: no floor). ``run`` (a run directory) and ``cache`` (its ``FeatureCache``) are needed only
-    for ``emotion_prototypes``.
+    for ``emotion_prototypes``. ``voice_identity``: a ``GE2EIdentityStudent`` that gives the identity from the
+    samples instead (the identity student then only answers for a recording with no sound at all).
     ``chunk_frames``: how many video frames the generator makes at once (``CHUNK_FRAMES_64PX``).
     """
 
     def __init__(self, emotion_student, identity_student, generator, *, features, fps: int, sample_rate: int,
-                 mel_mean, mel_std, mel_floor=None, run=None, cache=None, name: str = "speech2video"):
+                 mel_mean, mel_std, mel_floor=None, run=None, cache=None, name: str = "speech2video",
+                 voice_identity=None):
         self.emotion_student, self.identity_student, self.generator = emotion_student, identity_student, generator
+        self.voice_identity = voice_identity
+        self.voice_front_end = "scratch" if voice_identity is None else "ge2e"
         self.cache, self.name = cache, name
         self.run = None if run is None else Path(run)
         self.features = features if isinstance(features, FeatureConfig) else FeatureConfig(**features)
@@ -78,25 +86,35 @@ class Speech2VideoModel:
         if len(set(sizes.values())) > 1:
             raise ValueError(f"the feature cache and the networks disagree on the number of mel bands ({sizes}): "
                              f"were they made in the same run?")
-        for what, student, dim in (("emotion", emotion_student, generator.emotion_dim),
-                                   ("identity", identity_student, generator.identity_dim)):
+        embeddings = [("emotion", emotion_student, generator.emotion_dim),
+                      ("identity", identity_student, generator.identity_dim)]
+        if voice_identity is not None:
+            embeddings.append(("GE2E identity", voice_identity, generator.identity_dim))
+        for what, student, dim in embeddings:
             if student.config["embedding_dim"] != dim:
                 raise ValueError(f"the generator expects a {dim}-d {what} embedding but the {what} student gives "
                                  f"{student.config['embedding_dim']}-d: re-run notebook 04 after notebook 03")
 
     @classmethod
-    def from_run(cls, run="runs/course", system: str = "speech2video", checkpoint=None) -> "Speech2VideoModel":
+    def from_run(cls, run="runs/course", system: str = "speech2video", checkpoint=None,
+                 voice_front_end: str | None = None) -> "Speech2VideoModel":
         """The students of ``<run>/checkpoints`` and the generator of ``gan_<system>.pt`` there (or of
         ``checkpoint``, any file ``train.GANTrainer.save`` wrote), with the run's feature cache: its
         log-mel settings, rates, normalisation and noise floor (``corpus_mel_floor``).
 
-        A missing file is an error that names the notebook that makes it.
+        The identity comes from the front-end the run's notebook 03 chose (``students.run_voice_front_end``),
+        or from ``voice_front_end`` ("scratch" or "ge2e") when given: for "ge2e" the GE2E encoder and
+        ``checkpoints/voice_to_face.pt``. A missing file is an error that names the notebook that makes it;
+        resemblyzer's package missing is ``PretrainedModelMissing``, with the pip line.
         """
         from .data import open_cache
-        from .students import load_student
+        from .students import load_student, run_voice_front_end
         from .gan.train import SYSTEMS, load_generator
 
         run = Path(run)
+        if voice_front_end not in (None, *VOICE_FRONT_ENDS):
+            raise ValueError(f"voice_front_end must be one of {list(VOICE_FRONT_ENDS)} (or None: the run's choice), "
+                             f"got {voice_front_end!r}")
         if checkpoint is None and system not in SYSTEMS:
             raise ValueError(f"unknown system {system!r}; choose one of {list(SYSTEMS)} (or give a checkpoint file)")
         cache = open_cache(run)
@@ -105,13 +123,24 @@ class Speech2VideoModel:
         ident = load_student(ckpt / "identity_student.pt", "identity_student")
         gan = Path(checkpoint) if checkpoint is not None else ckpt / f"gan_{system}.pt"
         generator = load_generator(gan, map_location=device())
+        voice_identity = None
+        if (voice_front_end or run_voice_front_end(run)) == "ge2e":
+            from .pretrained import PretrainedModelMissing
+            from .pretrained.voice_identity import load_ge2e_identity_student
+
+            try:
+                voice_identity = load_ge2e_identity_student(ckpt / "voice_to_face.pt", map_location=device())
+            except PretrainedModelMissing as err:
+                raise PretrainedModelMissing(f"the run {run} hears the identity with GE2E "
+                                             f"(students.voice_front_end='ge2e'): {err}") from None
         return cls(emo, ident, generator, features=cache.info["features"], fps=cache.info["fps"],
                    sample_rate=cache.info["sample_rate"], mel_mean=cache.mel_mean, mel_std=cache.mel_std,
                    mel_floor=corpus_mel_floor(cache), run=run, cache=cache,
-                   name=system if checkpoint is None else gan.stem)
+                   name=system if checkpoint is None else gan.stem, voice_identity=voice_identity)
 
     def __repr__(self) -> str:
         return (f"Speech2VideoModel({self.name}: {self.resolution} px at {self.fps} fps"
+                + (", identity heard by GE2E" if self.voice_identity is not None else "")
                 + (f", run {self.run}" if self.run is not None else "") + ")")
 
     # ------------------------------------------------------------------ the steps
@@ -166,14 +195,18 @@ class Speech2VideoModel:
         """Log-mels as the networks see them: each band z-scored by ``mel_mean`` and ``mel_std``, float32."""
         return ((np.asarray(mel) - self.mel_mean) / self.mel_std).astype(np.float32)
 
-    def predict(self, mel) -> dict:
+    def predict(self, mel, recording: Recording | None = None) -> dict:
         """Both students on normalised log-mels (mT, n_mels), m = ``mel_per_frame`` (an array or ``MelFrames``):
         ``probs`` (6,), ``emotion_embedding`` (De,), ``identity`` (Di,) unit vector, ``windows`` (how many
-        pieces the students heard).
+        pieces the students heard), ``voice_front_end`` (what gave the identity: "scratch" or "ge2e").
 
         Up to ``STUDENT_WINDOW_S`` seconds this is ``students.predict_utterances`` on the whole utterance; a longer
         recording is cut into near-equal windows, heard one at a time, and their predictions averaged, weighted
-        by length.
+        by length. With a GE2E front-end (``voice_identity``) the identity is instead heard on the samples of the
+        same windows, read one at a time from ``recording`` (default: the ``MelFrames``' own): the running mean
+        of every window's GE2E embeddings (``GE2EVoiceEncoder.embed_pieces``), mapped to a face; all of a long
+        recording is heard, never more than one window in memory. A recording with no sound at all (only zeros)
+        gives GE2E nothing: its identity then comes from the identity student.
         """
         from .students import predict_utterances
 
@@ -184,9 +217,21 @@ class Speech2VideoModel:
         pred = predict_utterances(self.emotion_student, self.identity_student, pieces)
         w = np.diff(edges).astype(np.float64)[:, None] / edges[-1]
         identity = (w * pred["identity"]).sum(0)
-        return dict(probs=(w * pred["probs"]).sum(0).astype(np.float32),
-                    emotion_embedding=(w * pred["emotion_embedding"]).sum(0).astype(np.float32),
-                    identity=(identity / np.linalg.norm(identity)).astype(np.float32), windows=k)
+        out = dict(probs=(w * pred["probs"]).sum(0).astype(np.float32),
+                   emotion_embedding=(w * pred["emotion_embedding"]).sum(0).astype(np.float32),
+                   identity=(identity / np.linalg.norm(identity)).astype(np.float32), windows=k,
+                   voice_front_end="scratch")
+        if self.voice_identity is not None:
+            recording = recording if recording is not None else getattr(mel, "recording", None)
+            if recording is None:
+                raise ValueError("this model hears the identity with GE2E, on the samples: give predict the "
+                                 "recording (predict(model.mel_frames(recording)), or recording=)")
+            samples = edges // self.mel_per_frame * (self.sample_rate // self.fps)
+            voice = self.voice_identity.embed_pieces((recording.read(a, b) for a, b in zip(samples[:-1], samples[1:])),
+                                                     self.sample_rate)
+            if voice is not None:
+                out.update(identity=voice.astype(np.float32), voice_front_end="ge2e")
+        return out
 
     def emotion_prototypes(self) -> dict[str, np.ndarray]:
         """One emotion embedding per emotion, to make a face show an emotion the voice does not:
@@ -272,6 +317,9 @@ class Speech2VideoModel:
             notes += more
             mel = self.mel_frames(recording)
             pred = self.predict(mel)
+            if pred["voice_front_end"] != self.voice_front_end:
+                notes.append("the recording holds no sound for the GE2E voice encoder to hear: the face comes from "
+                             "the run's identity student")
             predicted = EMOTIONS[int(pred["probs"].argmax())]
             used = predicted if emotion is None else str(emotion).lower()
             if source["silent"] and override is None and self.run is not None:
@@ -300,7 +348,7 @@ class Speech2VideoModel:
                     system=self.name, seed=seed, duration_s=duration, frames=n_frames, fps=self.fps,
                     resolution=self.resolution, emotion=predicted,
                     emotion_probs={e: float(p) for e, p in zip(EMOTIONS, pred["probs"])},
-                    emotion_used=used,
+                    emotion_used=used, voice_front_end=pred["voice_front_end"],
                     student_windows=pred["windows"], seconds=seconds, realtime_factor=duration / seconds,
                     source=source, notes=notes)
 

@@ -14,6 +14,11 @@ embedding; the students learn to defeat them. The adversaries' targets are teach
 too, so no label is used. ``targets="labels"`` trains the same students on the ground truth
 instead (cross-entropy on the true emotion; the speaker's mean face embedding), as the
 supervised upper bound.
+
+``StudentConfig.voice_front_end = "ge2e"`` swaps the identity student of notebooks 04-06 for a
+pretrained one: Resemblyzer's GE2E speaker encoder on the samples, mapped to the face embedding by a
+small MLP fitted on the same targets (``pretrained.voice_identity``); ``get_students`` fits it too and
+records the choice in the run (``use_voice_front_end``, read by ``run_voice_front_end``).
 """
 from __future__ import annotations
 
@@ -385,13 +390,21 @@ def get_students(variant: str, utts: Utterances, features, run, cfg: StudentConf
     ``distilled``: teacher targets only; ``adversarial``: plus the gradient-reversal adversaries
     (weight ``cfg.adversary_weight``, 1.0 if unset); ``supervised``: ground-truth labels (upper bound).
     Weights go to ``<run>/checkpoints/<variant>_{emotion,identity}_student.pt``.
+    With teacher targets (``distilled``, ``adversarial``) it also makes ``cfg.voice_front_end`` the run's
+    identity front-end (``use_voice_front_end``: for ``"ge2e"`` the voice -> face mapping is fitted on the
+    same utterances, or loaded). ``voice_front_end`` is not part of the students' key: it does not change them.
     Returns ``(emotion_student, identity_student, history)``.
     """
     from .machinery.runs import trained
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {list(VARIANTS)}")
+    cfg.validate()
     targets, adversarial = VARIANTS[variant]
+    if cfg.voice_front_end == "ge2e" and targets == "teacher":  # no package: say so before training anything
+        from .pretrained import package_file
+
+        package_file("resemblyzer", "pretrained.pt", "the GE2E voice front-end (students.voice_front_end='ge2e')")
     cfg = dataclasses.replace(cfg, adversary_weight=(cfg.adversary_weight or 1.0) if adversarial else 0.0)
     ckpt = Path(run) / "checkpoints"
     paths = {k: ckpt / f"{variant}_{k}.pt" for k in ("emotion_student", "identity_student")}
@@ -406,10 +419,60 @@ def get_students(variant: str, utts: Utterances, features, run, cfg: StudentConf
         return load_student(paths["emotion_student"], "emotion_student"), \
             load_student(paths["identity_student"], "identity_student")
 
+    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "voice_front_end"}
     key = dict(features=features.info.get("fingerprint"), clips=list(utts.meta["clip"]), variant=variant,
-               config=dataclasses.asdict(cfg), seed=seed)
+               config=config, seed=seed)
     (emo, ident), history, _ = trained(paths["emotion_student"], key, train, load, retrain)
+    if targets == "teacher":
+        use_voice_front_end(run, cfg.voice_front_end, utts, features, seed, retrain, progress)
     return emo, ident, history
+
+
+#: The file of a run that names its identity front-end (``StudentConfig.voice_front_end``); absent: "scratch".
+VOICE_FRONT_END_FILE = "voice_front_end.json"
+
+
+def use_voice_front_end(run, front_end: str, utts: Utterances | None = None, features=None, seed: int = 0,
+                        retrain: bool = False, progress: bool = True):
+    """Make ``front_end`` the identity front-end that notebooks 04-06 and ``Speech2VideoModel.from_run`` use.
+
+    ``"scratch"``: the run's ``identity_student.pt`` (``checkpoints/voice_front_end.json`` is removed; nothing
+    else changes). ``"ge2e"``: the voice -> face mapping of ``pretrained.voice_identity.get_voice_to_face``,
+    fitted on ``utts`` (or loaded), then ``voice_front_end.json`` written. Returns the mapping, or None.
+    """
+    import json
+
+    from .config import VOICE_FRONT_ENDS
+    from .machinery.runs import atomic_write
+
+    if front_end not in VOICE_FRONT_ENDS:
+        raise ValueError(f"students.voice_front_end must be one of {list(VOICE_FRONT_ENDS)}, got {front_end!r}")
+    path = Path(run) / "checkpoints" / VOICE_FRONT_END_FILE
+    if front_end == "scratch":
+        path.unlink(missing_ok=True)
+        return None
+    from .pretrained.voice_identity import get_voice_to_face
+
+    mapping, _ = get_voice_to_face(utts, features, run, seed, retrain, progress)
+    record = dict(voice_front_end=front_end, mapping="voice_to_face.pt")
+    atomic_write(path, lambda f: f.write(json.dumps(record, indent=1).encode()))
+    return mapping
+
+
+def run_voice_front_end(run) -> str:
+    """The identity front-end a run's notebook 03 chose (``use_voice_front_end``): "scratch" or "ge2e"."""
+    import json
+
+    from .config import VOICE_FRONT_ENDS
+
+    path = Path(run) / "checkpoints" / VOICE_FRONT_END_FILE
+    if not path.exists():
+        return "scratch"
+    front_end = json.loads(path.read_text()).get("voice_front_end")
+    if front_end not in VOICE_FRONT_ENDS:
+        raise ValueError(f"{path} names the identity front-end {front_end!r}, not one of {list(VOICE_FRONT_ENDS)}: "
+                         f"re-run notebook 03")
+    return front_end
 
 
 # ----------------------------------------------------------------------------------- checkpoints

@@ -81,6 +81,7 @@ def _generate(args) -> int:
 
     from .audio import AudioError
     from ..inference import Speech2VideoModel, audio_files, batch_summary, check_output, describe, generate_folder
+    from ..pretrained import PretrainedModelMissing
 
     speech, out = Path(args.speech), Path(args.out)
     if not speech.exists():
@@ -90,7 +91,11 @@ def _generate(args) -> int:
     else:
         out = out / f"{speech.stem}.mp4" if out.is_dir() else out
         check_output(out, speech, args.overwrite)  # so is an output that may not be written
-    model = Speech2VideoModel.from_run(args.run, args.system, args.checkpoint)
+    try:
+        model = Speech2VideoModel.from_run(args.run, args.system, args.checkpoint)
+    except PretrainedModelMissing as exc:  # the run chose the GE2E voice front-end; resemblyzer is not installed
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     options = dict(emotion=args.emotion, seed=args.seed, baseline_image=args.baseline_image, progress=not args.quiet,
                    overwrite=args.overwrite)
     if speech.is_dir():
@@ -173,7 +178,9 @@ def main(argv=None) -> int:
                                    "all written, 1 some files of a folder failed, 2 nothing could be done.")
     p.add_argument("speech", help="an audio file, or a folder of them")
     p.add_argument("-o", "--out", required=True, help="the video (.mp4); for a folder, a folder for the videos")
-    p.add_argument("--run", default="runs/course", help="run directory with the trained networks (default runs/course)")
+    p.add_argument("--run", default="runs/course",
+                   help="run directory with the trained networks (default runs/course); it also decides where the "
+                        "identity comes from (students.voice_front_end of its notebook 03: scratch or ge2e)")
     p.add_argument("--system", default="speech2video",
                    help="which trained generator: speech2video, static_image_baseline or an ablation (no_sync...)")
     p.add_argument("--checkpoint", help="a GAN checkpoint file to use instead of <run>/checkpoints/gan_<system>.pt")

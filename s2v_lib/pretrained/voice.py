@@ -55,18 +55,40 @@ class GE2EVoiceEncoder(nn.Module):
         return F.normalize(F.relu(self.linear(hidden[-1])), dim=-1)
 
     @torch.no_grad()
-    def embed(self, wav: np.ndarray, sample_rate: int = SAMPLE_RATE, rate: float = 1.3,
-              min_coverage: float = 0.75) -> np.ndarray:
-        """Mono audio (T,) at ``sample_rate`` -> the utterance's unit embedding (256,), float32."""
+    def partial_embeddings(self, wav: np.ndarray, sample_rate: int = SAMPLE_RATE, rate: float = 1.3,
+                           min_coverage: float = 0.75) -> np.ndarray:
+        """Mono audio (T,) at ``sample_rate`` -> the unit embeddings (k, 256) of its k 1.6 s windows, float32."""
         wav = prepare_audio(wav, sample_rate)
         mel_slices, padded = partial_slices(len(wav), rate, min_coverage)
         wav = np.pad(wav, (0, max(0, padded - len(wav))))
         mel = mel_spectrogram(wav)
         mels = torch.from_numpy(np.stack([mel[s] for s in mel_slices]))
         dev = next(self.parameters()).device
-        partial = self(mels.to(dev)).cpu().numpy()
-        mean = partial.mean(0)
+        return self(mels.to(dev)).cpu().numpy()
+
+    def embed(self, wav: np.ndarray, sample_rate: int = SAMPLE_RATE, rate: float = 1.3,
+              min_coverage: float = 0.75) -> np.ndarray:
+        """Mono audio (T,) at ``sample_rate`` -> the utterance's unit embedding (256,), float32."""
+        mean = self.partial_embeddings(wav, sample_rate, rate, min_coverage).mean(0)
         return (mean / np.linalg.norm(mean)).astype(np.float32)
+
+    def embed_pieces(self, pieces, sample_rate: int = SAMPLE_RATE) -> np.ndarray | None:
+        """A recording heard a piece at a time (an iterable of mono arrays at ``sample_rate``, e.g. 10 s windows
+        read one by one) -> its unit embedding (256,): the running mean of every piece's window embeddings,
+        normalised, so only one piece is ever in memory. One piece gives ``embed``'s answer; several differ
+        from ``embed`` of the whole only at the pieces' edges (each piece's windows start at its own start,
+        and each is raised to -30 dBFS on its own). Digitally silent pieces (all zeros) are skipped; None
+        when every piece is."""
+        total, n = np.zeros(self.linear.out_features, np.float64), 0
+        for piece in pieces:
+            piece = np.asarray(piece, np.float32)
+            if not np.any(piece):
+                continue
+            partial = self.partial_embeddings(piece, sample_rate)
+            total, n = total + partial.sum(0, dtype=np.float64), n + len(partial)
+        if n == 0:
+            return None
+        return (total / np.linalg.norm(total)).astype(np.float32)
 
 
 def prepare_audio(wav: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -13,10 +13,17 @@ student's loss (``students.identity_loss``: 1 - cos plus a small L2). No label i
     scores = retrieval_scores(mapping.predict(test_voices), test.meta.speaker, *gallery_b)
 
 ``GE2EIdentityStudent`` joins the encoder and the mapping: mono audio at any rate -> a unit face
-embedding, the vector ``Speech2VideoModel`` takes from the identity student. (The inference path
-feeds its identity student log-mels, so using this one there needs the raw samples passed in.)
-Mappings are saved and loaded with ``save_voice_to_face`` / ``load_voice_to_face``
-(``torch.load(weights_only=True)``).
+embedding, the vector ``Speech2VideoModel`` takes from the identity student. Mappings are saved and
+loaded with ``save_voice_to_face`` / ``load_voice_to_face`` (``torch.load(weights_only=True)``).
+
+In a run, ``StudentConfig.voice_front_end = "ge2e"`` selects it (``make course
+SET="students.voice_front_end=ge2e"``): ``students.get_students`` then also fits the mapping on pool B's
+training utterances, or loads it (``get_voice_to_face``: ``checkpoints/voice_to_face.pt``, the GE2E
+embeddings cached in ``checkpoints/ge2e_voices.npz``), and records the choice in the run
+(``students.run_voice_front_end``), so that ``Speech2VideoModel.from_run`` and ``python -m s2v_lib
+generate`` take the identity from this student, on the recording's samples (the emotion student stays on
+log-mels). Notebook 04's generator is still trained on the scratch identity student's embeddings: both
+predict the identity teacher's face embedding, so either is a condition it knows.
 """
 from __future__ import annotations
 
@@ -72,14 +79,16 @@ class VoiceToFace(nn.Module):
 
 
 def train_voice_to_face(voices: np.ndarray, faces: np.ndarray, cfg: VoiceToFaceConfig | None = None,
-                        seed: int = 0) -> tuple[VoiceToFace, list[float]]:
+                        seed: int = 0, progress: bool = False, loss=None) -> tuple[VoiceToFace, list[float]]:
     """Fit a ``VoiceToFace`` from GE2E embeddings ``voices`` (N, 256) to face embeddings ``faces`` (N, Di)
-    (``students.Utterances.face``: each clip's teacher embedding), by ``students.identity_loss``.
+    (``students.Utterances.face``: each clip's teacher embedding), by ``loss(pred, target, cfg.identity_l2)``
+    (default ``students.identity_loss``), with the course's training loop (``trainer.Trainer``).
     Returns ``(mapping in eval mode, loss per step)``."""
     from ..students import identity_loss
-    from ..trainer import adamw_one_cycle
+    from ..trainer import Trainer, Update, adamw_one_cycle
 
     cfg = cfg or VoiceToFaceConfig()
+    loss_fn = loss or identity_loss
     voices, faces = np.asarray(voices, np.float32), np.asarray(faces, np.float32)
     if voices.ndim != 2 or faces.ndim != 2 or len(voices) != len(faces):
         raise ValueError(f"expected voices (N, {VOICE_DIM}) and faces (N, D) of the same N, "
@@ -91,21 +100,23 @@ def train_voice_to_face(voices: np.ndarray, faces: np.ndarray, cfg: VoiceToFaceC
     model = VoiceToFace(faces.shape[1], voices.shape[1], cfg.hidden, cfg.dropout)
     optimizer, scheduler = adamw_one_cycle(model.parameters(), cfg.lr, cfg.weight_decay, cfg.steps)
     x, y = torch.from_numpy(voices), torch.from_numpy(faces)
-    history = []
-    model.train()
-    for _ in range(cfg.steps):
+
+    def sample():
         pick = torch.randint(len(x), (min(cfg.batch_size, len(x)),), generator=gen)
         v = x[pick]
         if cfg.voice_noise > 0:
             v = F.normalize(v + cfg.voice_noise * torch.randn(v.shape, generator=gen), dim=-1)
-        loss = identity_loss(model(v), y[pick], cfg.identity_l2)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        history.append(float(loss.detach()))
+        return v, y[pick]
+
+    def step_loss(batch):
+        v, target = batch
+        return loss_fn(model(v), target, cfg.identity_l2), {}
+
+    model.train()
+    history = Trainer(sample, [Update(optimizer, step_loss, scheduler, name="identity_loss")], "voice -> face",
+                      progress).run(cfg.steps)
     model.eval()
-    return model, history
+    return model, history["identity_loss"].tolist()
 
 
 # ----------------------------------------------------------------------------------- voices
@@ -127,10 +138,13 @@ def voice_embeddings(recordings, encoder=None, progress: bool = False) -> np.nda
     return np.stack(out) if out else np.zeros((0, VOICE_DIM), np.float32)
 
 
-def clip_voice_embeddings(corpus, clips, encoder=None, cache_file=None, progress: bool = False) -> np.ndarray:
+def clip_voice_embeddings(corpus, clips, encoder=None, cache_file=None, progress: bool = False,
+                          source: str = "") -> np.ndarray:
     """GE2E embeddings (N, 256) of a corpus's clips (their sound files, ``metadata.csv``'s ``audio``), in
     the order of ``clips``. ``cache_file`` (.npz): embeddings already computed for these clips by the same
-    weights are read from it, the others computed and the file rewritten."""
+    weights from the same ``source`` (a string naming the sound files' version, e.g. ``cache_source(cache)``;
+    the clip names alone do not tell a regenerated corpus from the old one) are read from it, the others
+    computed and the file rewritten."""
     from .voice import GE2EVoiceEncoder
 
     clips = [str(c) for c in clips]
@@ -139,7 +153,7 @@ def clip_voice_embeddings(corpus, clips, encoder=None, cache_file=None, progress
     known: dict = {}
     if cache_file is not None and Path(cache_file).is_file():
         with np.load(cache_file, allow_pickle=False) as z:
-            if str(z["weights"]) == weights:
+            if str(z["weights"]) == weights and str(z["source"] if "source" in z else "") == str(source):
                 known = dict(zip(z["clips"].tolist(), z["embeddings"]))
     todo = [c for c in dict.fromkeys(clips) if c not in known]
     if todo:
@@ -150,7 +164,7 @@ def clip_voice_embeddings(corpus, clips, encoder=None, cache_file=None, progress
             names = sorted(known)
             tmp = Path(cache_file).with_suffix(".tmp.npz")
             np.savez(tmp, clips=np.array(names), embeddings=np.stack([known[n] for n in names]),
-                     weights=np.array(weights))
+                     weights=np.array(weights), source=np.array(str(source)))
             tmp.replace(cache_file)
     return np.stack([known[c] for c in clips]).astype(np.float32)
 
@@ -158,8 +172,9 @@ def clip_voice_embeddings(corpus, clips, encoder=None, cache_file=None, progress
 class GE2EIdentityStudent(nn.Module):
     """Mono audio -> a unit face embedding (Di,): the GE2E encoder followed by a ``VoiceToFace`` mapping.
 
-    ``embed(wav, sample_rate)`` is the call; the identity student's place in ``Speech2VideoModel`` takes
-    log-mels instead, so this one is used on the samples themselves."""
+    ``embed(wav, sample_rate)`` for one utterance; ``embed_pieces(pieces, sample_rate)`` for a long recording
+    heard a window at a time (``GE2EVoiceEncoder.embed_pieces``: the running mean of every window's GE2E
+    embedding), as ``Speech2VideoModel`` does with the recording's samples."""
 
     kind = "ge2e_identity_student"
 
@@ -174,6 +189,12 @@ class GE2EIdentityStudent(nn.Module):
     @torch.no_grad()
     def embed(self, wav: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
         return self.mapping.predict(self.encoder.embed(np.asarray(wav, np.float32), sample_rate)[None])[0]
+
+    @torch.no_grad()
+    def embed_pieces(self, pieces, sample_rate: int = 16000) -> np.ndarray | None:
+        """Mono pieces of one recording -> its unit face embedding (Di,); None when every piece is digitally silent."""
+        voice = self.encoder.embed_pieces(pieces, sample_rate)
+        return None if voice is None else self.mapping.predict(voice[None])[0]
 
     def forward(self, voices: torch.Tensor) -> torch.Tensor:
         """GE2E embeddings (B, 256) -> unit face embeddings (B, Di)."""
@@ -210,9 +231,65 @@ def load_voice_to_face(path, map_location="cpu") -> VoiceToFace:
     from ..machinery.runs import load_model
 
     return load_model(path, "voice_to_face", {"voice_to_face": VoiceToFace}, map_location=map_location,
-                      hint="fit one with s2v_lib.pretrained.voice_identity.train_voice_to_face")
+                      hint="train the students in notebook 03 with students.voice_front_end='ge2e' (or fit one with "
+                           "s2v_lib.pretrained.voice_identity.train_voice_to_face)")
+
+
+def load_ge2e_identity_student(path, map_location="cpu") -> GE2EIdentityStudent:
+    """The GE2E encoder (from resemblyzer's package: ``PretrainedModelMissing`` names the pip line when it is
+    not installed) and the mapping saved at ``path``, on ``map_location``."""
+    from .voice import GE2EVoiceEncoder
+
+    mapping = load_voice_to_face(path, map_location)
+    return GE2EIdentityStudent(mapping, GE2EVoiceEncoder().to(map_location)).eval()
 
 
 def digest(voices: np.ndarray) -> str:
     """A short SHA-1 of a voice-embedding array (to key a fitted mapping by what it was fitted on)."""
     return hashlib.sha1(np.ascontiguousarray(voices, np.float32).tobytes()).hexdigest()[:12]
+
+
+# ----------------------------------------------------------------------------------- in a run
+def cache_source(cache) -> str:
+    """A short SHA-1 naming the version of a feature cache's sound: its fingerprint and the stamp of the files it
+    was made from (``data.files_stamp``), what ``clip_voice_embeddings`` keys its cache by."""
+    import json
+
+    text = json.dumps(dict(fingerprint=cache.info.get("fingerprint"), stamp=cache.info.get("stamp")), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def get_voice_to_face(utts, features, run, seed: int = 0, retrain: bool = False, progress: bool = True,
+                      cfg: VoiceToFaceConfig | None = None) -> tuple[VoiceToFace, object]:
+    """The run's voice -> face mapping, loaded if present, else fitted on ``utts`` (``students.Utterances``: pool
+    B's training utterances) and saved to ``<run>/checkpoints/voice_to_face.pt``, like the students
+    (``runs.trained_model``: keyed by the teacher features, the clips, the settings, the seed and the GE2E
+    weights). Targets: each utterance's teacher face embedding (``utts.face``), never a label. The GE2E
+    embeddings of the clips' sound files (``data.FeatureCache.corpus()``) are cached in
+    ``<run>/checkpoints/ge2e_voices.npz``. Returns ``(mapping, history)`` (None as history when it was loaded
+    without one). Raises ``PretrainedModelMissing`` when resemblyzer's package is not installed."""
+    import pandas as pd
+
+    from ..machinery.runs import trained_model
+    from .voice import GE2EVoiceEncoder
+
+    cfg = cfg or VoiceToFaceConfig()
+    encoder = GE2EVoiceEncoder()
+    ckpt = Path(run) / "checkpoints"
+    path = ckpt / "voice_to_face.pt"
+    clips = [str(c) for c in utts.meta["clip"]]
+    key = dict(features=features.info.get("fingerprint"), clips=clips, targets="teacher face embeddings",
+               config=dataclasses.asdict(cfg), seed=seed, ge2e=bytes(encoder.weights_sha1.tolist()).hex())
+
+    def fit():
+        from ..data import open_cache
+
+        cache = open_cache(run)
+        voices = clip_voice_embeddings(cache.corpus(), clips, encoder, ckpt / "ge2e_voices.npz", progress,
+                                       source=cache_source(cache))
+        mapping, losses = train_voice_to_face(voices, utts.face, cfg, seed, progress)
+        return mapping, pd.DataFrame(dict(step=np.arange(1, len(losses) + 1), identity_loss=losses))
+
+    return trained_model(path, key, fit, lambda: load_voice_to_face(path), trained_on=(
+        f"{len(clips)} utterances of {utts.meta.speaker.nunique()} speakers (pools {sorted(set(utts.meta.pool))}): "
+        f"GE2E embeddings -> teacher face embeddings"), retrain=retrain)
