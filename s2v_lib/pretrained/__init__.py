@@ -141,7 +141,8 @@ def __getattr__(name: str):  # the models, imported on first use (each needs its
             "VoiceToFace": "voice_identity", "VoiceToFaceConfig": "voice_identity",
             "train_voice_to_face": "voice_identity", "GE2EIdentityStudent": "voice_identity",
             "voice_embeddings": "voice_identity", "clip_voice_embeddings": "voice_identity",
-            "save_voice_to_face": "voice_identity", "load_voice_to_face": "voice_identity"}
+            "save_voice_to_face": "voice_identity", "load_voice_to_face": "voice_identity",
+            "get_voice_to_face": "voice_identity", "load_ge2e_identity_student": "voice_identity"}
     if name in lazy:
         module = importlib.import_module(f".{lazy[name]}", __name__)
         return getattr(module, name)
