@@ -209,6 +209,9 @@ class LandmarkConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     noise: float = 0.03           # pixel noise added while training (generated frames are noisy)
+    #: "auto": the regressor trained on the corpus's ground-truth landmarks where it has them (SynthTalk), else
+    #: dlib's pretrained 68 points (extra [pretrained]; iBUG 300-W: non-commercial); or "trained", "pretrained", "none"
+    source: str = "auto"
 
 
 @dataclass

@@ -346,6 +346,20 @@ def get_teacher(kind: str, cache, run, cfg: TeacherConfig, seed: int = 0, weight
                          f"pool A train: {len(index)} clips, {index.speaker.nunique()} speakers", retrain)
 
 
+def get_judge(kind: str, cache, run, cfg: TeacherConfig, seed: int, retrain: bool = False, progress: bool = True):
+    """An emotion or identity judge for notebook 05: a teacher the generator never trained against.
+
+    Always trained here on pool A's training clips with ``seed`` (notebook 05 passes the run's seed + 1)
+    and saved as ``<run>/checkpoints/judge_<kind>.pt``, whatever ``cfg.source`` says: when the generator's
+    teachers were trained here, the judge is the same recipe with another seed; when they are the
+    pretrained models (``cfg.source == "pretrained"``: FER2013's mini-Xception and dlib's descriptor),
+    getting the teacher again would return those very models, so the judge is trained from scratch on
+    the corpus instead (other data, other network: independent). Returns ``(model, history)``.
+    """
+    return get_teacher(kind, cache, run, dataclasses.replace(cfg, source="trained"), seed, retrain=retrain,
+                       progress=progress, name=f"judge_{kind}")
+
+
 # ----------------------------------------------------------------------------------- interface
 def module_device(model: nn.Module) -> torch.device:
     """Where a model's tensors sit: its first parameter's or buffer's device (the CPU for one with

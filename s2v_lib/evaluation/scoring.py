@@ -63,8 +63,8 @@ class Judges:
 
     teachers: object        # teachers.VisualTeachers
     sync: torch.nn.Module   # sync.SyncExpert
-    landmarks: torch.nn.Module | None  # landmarks.LandmarkRegressor; None: no landmark metrics (a corpus
-    #                                    without ground-truth landmarks to train one on, e.g. CREMA-D)
+    landmarks: torch.nn.Module | None  # landmarks.LandmarkRegressor or pretrained.DlibLandmarkJudge; None: no
+    #                                    landmark metrics (no judge fit to judge: landmarks.get_landmark_judge)
     fps: int = CorpusConfig.fps
 
     def look(self, frames: np.ndarray, mel: np.ndarray) -> dict:
@@ -319,8 +319,8 @@ def claims(ev: Evaluation, table: pd.DataFrame, swap: pd.DataFrame | None = None
     if not np.isfinite(blinks[0]):
         out.append(dict(claim="2. spontaneous motion", holds=None, numbers={}, verdict=(
             "not measured: blinks and head motion need a landmark judge, and this run has none fit to judge "
-            "(it learns from ground-truth landmarks, which only SynthTalk has, and must pass on real frames "
-            "first: section 1 of notebook 05)")))
+            "(the regressor trained on SynthTalk's ground-truth landmarks, or dlib's pretrained 68 points for a "
+            "corpus without them, must pass its check on real frames first: section 1 of notebook 05)")))
     else:
         out.append(_motion_claim(ev, table, blinks, alpha))
     # 3
