@@ -18,13 +18,29 @@ def normalize_per_group(X: np.ndarray, groups) -> np.ndarray:
     return X
 
 
-def _folds(groups, n_splits):
+def speaker_folds(groups, n_splits: int = 5):
+    """``GroupKFold`` over ``groups`` (speakers), min(``n_splits``, number of speakers) folds: each fold
+    holds out whole speakers, so that every prediction is for a speaker its model did not train on."""
     from sklearn.model_selection import GroupKFold
 
     n = len(np.unique(groups))
     if n < 2:
         raise ValueError("a grouped probe needs at least two groups (speakers)")
     return GroupKFold(n_splits=min(n_splits, n))
+
+
+def r_squared(Y, pred) -> np.ndarray:
+    """The coefficient of determination of predictions ``pred`` of ``Y`` (n, k), per column:
+
+        R^2 = 1 - sum_i (y_i - yhat_i)^2 / sum_i (y_i - mean y)^2
+
+    1: perfect; 0: no better than predicting the mean of y; negative: worse than that.
+    NaN for a column whose y is constant (there is nothing to explain).
+    """
+    Y, pred = np.asarray(Y, float), np.asarray(pred, float)
+    ss_res = ((Y - pred) ** 2).sum(0)
+    ss_tot = ((Y - Y.mean(0)) ** 2).sum(0)
+    return np.where(ss_tot > 0, 1 - ss_res / np.maximum(ss_tot, 1e-12), np.nan)
 
 
 def grouped_r2(X, Y, groups, n_splits: int = 5, names=None) -> dict:
@@ -50,21 +66,19 @@ def grouped_r2(X, Y, groups, n_splits: int = 5, names=None) -> dict:
         return lambda Xe: ys.inverse_transform(model.predict(Xe).reshape(len(Xe), -1))
 
     pred = np.zeros_like(Y)
-    for tr, te in _folds(groups, n_splits).split(X, Y, groups):
+    for tr, te in speaker_folds(groups, n_splits).split(X, Y, groups):
         # the penalty is chosen by an inner split over the training speakers: choosing it on
         # single clips would let a speaker's other clips leak into the choice
         # (one penalty per target: a face attribute the voice does not predict gets a large
         # one and falls back towards the mean, a predictable one keeps its detail)
-        inner = _folds(groups[tr], n_splits)
+        inner = speaker_folds(groups[tr], n_splits)
         err = np.array([sum(((Y[tr][b] - fit(X[tr][a], Y[tr][a], alpha)(X[tr][b])) ** 2).sum(0)
                             for a, b in inner.split(X[tr], Y[tr], groups[tr])) for alpha in alphas])
         best = err.argmin(0)
         for k in np.unique(best):
             cols = best == k
             pred[np.ix_(te, cols)] = fit(X[tr], Y[tr], alphas[k])(X[te])[:, cols]
-    ss_res = ((Y - pred) ** 2).sum(0)
-    ss_tot = ((Y - Y.mean(0)) ** 2).sum(0)
-    r2 = np.where(ss_tot > 0, 1 - ss_res / np.maximum(ss_tot, 1e-12), np.nan)
+    r2 = r_squared(Y, pred)
     names = list(names) if names is not None else [f"y{i}" for i in range(Y.shape[1])]
     return dict(r2=float(np.nanmean(r2)), per_target=dict(zip(names, map(float, r2))), predictions=pred)
 
@@ -84,7 +98,7 @@ def grouped_accuracy(X, y, groups, n_splits: int = 5, labels=None) -> dict:
 
     X, y = np.asarray(X, float), np.asarray(y)
     pred = np.empty_like(y)
-    for tr, te in _folds(groups, n_splits).split(X, y, groups):
+    for tr, te in speaker_folds(groups, n_splits).split(X, y, groups):
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=1.0))
         model.fit(X[tr], y[tr])
         pred[te] = model.predict(X[te])

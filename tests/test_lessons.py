@@ -19,8 +19,12 @@ from s2v_lib.machinery.course import NOTEBOOK_DIR, NOTEBOOKS
 
 from conftest import TINY_TEACHER_SETTINGS  # noqa: E402
 
-#: the mechanisms each lesson must show as library code (issue 12); notebooks 01, 04-06 join as they get lessons
+#: the mechanisms each lesson must show as library code (issue 12)
 REQUIRED = {
+    "01_data_preparation.ipynb": ["s2v_lib.machinery.synthtalk.speaker_voice", "s2v_lib.machinery.audio.mel_transform",
+                                  "s2v_lib.machinery.audio.log_mel", "s2v_lib.machinery.detect.crop_box",
+                                  "s2v_lib.probes.r_squared", "s2v_lib.probes.speaker_folds",
+                                  "s2v_lib.probes.grouped_r2", "s2v_lib.probes.normalize_per_group"],
     "02_teacher_features.ipynb": ["s2v_lib.teachers.emotion_teacher_loss", "s2v_lib.teachers.cosface_loss",
                                   "s2v_lib.teachers.identity_teacher_loss"],
     "03_distillation.ipynb": ["s2v_lib.students.kd_loss", "s2v_lib.students.identity_loss",
@@ -34,6 +38,8 @@ REQUIRED = {
                             "s2v_lib.evaluation.metrics.lmd", "s2v_lib.evaluation.metrics.frechet_distance",
                             "s2v_lib.evaluation.metrics.bootstrap_ci", "s2v_lib.evaluation.scoring.paired",
                             "s2v_lib.evaluation.metrics.mcnemar", "s2v_lib.gan.sync.offset_profile"],
+    "06_inference_demo.ipynb": ["s2v_lib.inference.Speech2VideoModel.normalize", "s2v_lib.inference.corpus_mel_floor",
+                                "s2v_lib.gan.generator.Generator.generate_chunks"],
 }
 
 
@@ -180,6 +186,60 @@ def test_the_cosface_lesson_equation_holds():
     assert teachers.cosface_loss(cos, y, s, m).item() == pytest.approx(-torch.log(true / (true + others)).mean().item())
     assert teachers.cosface_loss(torch.tensor([[0.8, 0.5]]), torch.tensor([0]), s, m).item() == \
         pytest.approx(np.log(2), rel=1e-6)
+
+
+def test_the_voice_lesson_formulas_hold_and_the_speakers_stay_the_same():
+    """Notebook 01: ``speaker_voice`` without idiosyncrasies is its formulas; drawn inside ``make_speaker``
+    it gives every corpus the speakers it had before the voice was a function of its own."""
+    from s2v_lib.machinery import synthtalk
+
+    v0, rate0 = synthtalk.speaker_voice(np.zeros(6), False, np.random.default_rng(0), jitter=0.0)
+    assert v0.pitch_base == pytest.approx(155.0) and v0.formants == pytest.approx((100.0,) * 5)
+    assert v0.pitch_range == pytest.approx(96.875) and rate0 == pytest.approx(172 * np.exp(-0.06))
+    v1, _ = synthtalk.speaker_voice(np.array([1.0, 0, 0, 0, 0, 0]), True, np.random.default_rng(0), jitter=0.0)
+    assert v1.pitch_base == pytest.approx(155 * np.exp(-0.3)) and v1.gender == "female"
+    s = synthtalk.make_speaker(3, 7, "B")  # values from before the refactor: the same random draws, in order
+    assert (s.voice.pitch_base, s.voice.formants[0], s.rate_wpm) == pytest.approx(
+        (137.50716001490625, 96.65748085642949, 183.22216952009688), rel=1e-12)
+    assert (s.face.face_w, s.face.skin_tone, s.voice.roughness, s.voice.breath, s.gender) == \
+        (pytest.approx(0.33779067323549333, rel=1e-12), pytest.approx(0.31272974275945, rel=1e-12), 4, 2, "male")
+
+
+def test_the_log_mel_lesson_equation_holds_and_an_edited_transform_reaches_it():
+    """Notebook 01: log_mel = log(H^T |STFT|^2) (Slaney filterbank H); a 1 kHz tone is loudest in the band
+    whose filter is highest at 1 kHz; the log_mel cell, re-run after an edited mel_transform cell, uses the edit."""
+    import torchaudio
+
+    from s2v_lib.config import FeatureConfig
+    from s2v_lib.machinery import audio
+
+    f, sr = FeatureConfig(), 16000
+    hop, win = f.hop_length(sr), f.win_length(sr)
+    tone = (0.5 * np.sin(2 * np.pi * 1000.0 * np.arange(sr) / sr)).astype(np.float32)
+    X = torch.stft(torch.from_numpy(tone), f.n_fft, hop, win, torch.hann_window(win), center=True,
+                   pad_mode="reflect", return_complex=True)
+    H = torchaudio.functional.melscale_fbanks(f.n_fft // 2 + 1, f.fmin, f.fmax, f.n_mels, sr, norm="slaney",
+                                              mel_scale="slaney")
+    L = audio.log_mel(tone, sr, f)
+    np.testing.assert_allclose(L, torch.log(((X.abs() ** 2).T @ H).clamp_min(1e-10)).numpy(), atol=1e-4)
+    assert L.shape == (1 + sr // hop, f.n_mels) and L.mean(0).argmax() == H[32].argmax()
+    namespace = dict(vars(audio))
+    for qualname, edit in [("s2v_lib.machinery.audio.mel_transform", ("power=2.0", "power=1.0")),
+                           ("s2v_lib.machinery.audio.log_mel", None)]:
+        [(_, _, code)] = [c for c in lesson.lesson_cells(NOTEBOOK_DIR / "01_data_preparation.ipynb") if qualname in c[1]]
+        exec(compile(code.replace(*edit) if edit else code, qualname, "exec"), namespace)
+    magnitude = namespace["log_mel"](tone, sr, f)  # log of H^T |STFT|: the edited transform
+    np.testing.assert_allclose(magnitude, torch.log(((X.abs()).T @ H).clamp_min(1e-10)).numpy(), atol=1e-4)
+
+
+def test_the_r_squared_lesson_values():
+    from s2v_lib import probes
+
+    y = np.array([[-2.0], [-1.0], [1.0], [2.0]])
+    assert probes.r_squared(y, y) == pytest.approx([1.0])
+    assert probes.r_squared(y, np.zeros_like(y)) == pytest.approx([0.0])
+    assert probes.r_squared(y, -y) == pytest.approx([-3.0])
+    assert np.isnan(probes.r_squared(np.ones((3, 1)), np.zeros((3, 1)))[0])  # a constant target: nothing to explain
 
 
 # ----------------------------------------------------------------------------------- self-check helpers

@@ -8,6 +8,7 @@ keeps the converted samples in an anonymous temporary file for the passes that n
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import tempfile
@@ -330,28 +331,40 @@ def write_wav(path, audio: np.ndarray, sample_rate: int) -> None:
     sf.write(str(path), np.clip(audio, -1, 1), sample_rate, subtype="PCM_16")
 
 
-_MEL_CACHE: dict = {}
+@functools.lru_cache(maxsize=16)
+def mel_transform(sample_rate: int, n_mels: int, n_fft: int, win_length: int, hop_length: int, fmin: float,
+                  fmax: float):
+    """The first two steps of the log-mel as one torchaudio module, built once per setting: the power
+    spectrum |STFT|^2 of Hann-windowed frames (``win_length`` samples every ``hop_length``, frame i centred
+    on sample i * hop_length, the ends reflect-padded, each frame zero-padded to ``n_fft``), then
+    ``n_mels`` triangular filters spaced evenly on the (Slaney) mel scale from ``fmin`` to ``fmax`` Hz."""
+    import torchaudio
+
+    return torchaudio.transforms.MelSpectrogram(
+        sample_rate=sample_rate, n_fft=n_fft, win_length=win_length, hop_length=hop_length, f_min=fmin,
+        f_max=fmax, n_mels=n_mels, power=2.0, center=True, norm="slaney", mel_scale="slaney")
 
 
 def log_mel(audio: np.ndarray, sample_rate: int = 16000, features: FeatureConfig | None = None,
             n_frames: int | None = None) -> np.ndarray:
-    """Log-mel spectrogram, (n_frames, n_mels) float32; frame i is centred at i * hop.
+    """Log-mel spectrogram, (n_frames, n_mels) float32; frame i is centred at i * hop:
 
-    With 16 kHz audio, a 10 ms hop and 25 fps video, video frame k owns mel frames
-    4k..4k+3. ``n_frames`` trims or pads (edge) to an exact length.
+        X_i(k) = sum_n w(n) x(i hop - n_fft/2 + n) e^{-2 pi j k n / n_fft}   the STFT of frame i
+        M_i(b) = sum_k H_b(k) |X_i(k)|^2                                      mel band b's power
+        log-mel_i(b) = log max(M_i(b), 1e-10)
+
+    with w a Hann window of ``win_length`` samples in the middle of the ``n_fft``, and H_b band b's
+    triangular filter over the FFT bins k (``mel_transform`` computes M). With 16 kHz audio, a 10 ms
+    hop and 25 fps video, video frame k owns mel frames 4k..4k+3. ``n_frames`` trims or pads (edge)
+    to an exact length.
     """
     import torch
-    import torchaudio
 
     f = features or FeatureConfig()
-    key = (sample_rate, f.n_mels, f.n_fft, f.win_ms, f.hop_ms, f.fmin, f.fmax)
-    if key not in _MEL_CACHE:
-        _MEL_CACHE[key] = torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate, n_fft=f.n_fft, win_length=f.win_length(sample_rate),
-            hop_length=f.hop_length(sample_rate), f_min=f.fmin, f_max=f.fmax, n_mels=f.n_mels,
-            power=2.0, center=True, norm="slaney", mel_scale="slaney")
+    transform = mel_transform(sample_rate, f.n_mels, f.n_fft, f.win_length(sample_rate), f.hop_length(sample_rate),
+                              f.fmin, f.fmax)
     with torch.no_grad():
-        mel = _MEL_CACHE[key](torch.from_numpy(np.ascontiguousarray(audio, np.float32)))
+        mel = transform(torch.from_numpy(np.ascontiguousarray(audio, np.float32)))  # (n_mels, frames): M
     out = torch.log(mel.clamp_min(1e-10)).T.numpy().astype(np.float32)
     if n_frames is not None:
         if out.shape[0] >= n_frames:

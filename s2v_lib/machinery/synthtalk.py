@@ -178,34 +178,55 @@ _HAIR = [(25, 20, 18), (60, 40, 28), (105, 70, 40), (150, 100, 55), (200, 160, 9
 _IRIS = [(70, 45, 30), (95, 65, 35), (60, 90, 120), (70, 110, 80), (40, 30, 25)]
 
 
-def _sigmoid(x):
+def logistic(x: float) -> float:
+    """The logistic function 1 / (1 + e^-x): any real number -> (0, 1) (a latent factor -> age, skin tone)."""
     return 1.0 / (1.0 + math.exp(-x))
+
+
+def speaker_voice(z: np.ndarray, female: bool, rng: np.random.Generator, name: str = "voice",
+                  jitter: float = 1.0) -> tuple[VoiceSpec, float]:
+    """The voice of a speaker with latent identity ``z`` (6,): an espeak-ng voice variant and a speaking rate.
+
+        pitch  f0 = 155 Hz * exp(-0.30 z0 + e)              (z0: size; a larger speaker speaks lower)
+        range     = f0 * (0.55 + 0.35 logistic(z3) - 0.2 age)  (z3: energy)
+        formants  = 100 % * exp(-0.055 z0 - 0.04 z2) * (1 + e)  (z2: vertical length: a longer vocal tract)
+        rate      = 172 words/min * exp(0.08 z3 - 0.12 age + e),   age = logistic(1.3 z1)
+
+    with e small idiosyncrasies drawn from ``rng`` (scaled by ``jitter``; 0 gives the formulas alone,
+    drawing the same numbers). The face (``make_speaker``) reads the same z0-z2, so the voice carries
+    appearance; z4 and z5 (hair, skin) reach the face only. Returns ``(VoiceSpec, rate in words/min)``.
+    """
+    size, age_z, length, energy = z[:4]
+    age = logistic(1.3 * age_z)
+    n = lambda s: float(jitter * s * rng.standard_normal())  # noqa: E731  small idiosyncrasies
+    pitch_base = 155.0 * math.exp(-0.30 * size + n(0.04))
+    pitch_range = pitch_base * (0.55 + 0.35 * logistic(energy) - 0.2 * age)
+    formant_scale = 100.0 * math.exp(-0.055 * size - 0.04 * length)
+    formants = tuple(float(formant_scale * (1 + n(0.01))) for _ in range(5))
+    voice = VoiceSpec(name=name, gender="female" if female else "male",
+                      pitch_base=pitch_base, pitch_range=pitch_range, formants=formants,
+                      roughness=int(np.clip(round(5 * age - 1 + n(0.5)), 0, 7)),
+                      breath=int(np.clip(round(4 * age + 2 * female - 1.5 + n(0.7)), 0, 8)))
+    rate_wpm = 172.0 * math.exp(0.08 * energy - 0.12 * age + n(0.03))
+    return voice, rate_wpm
 
 
 def make_speaker(index: int, seed: int, pool: str = "A") -> Speaker:
     """Speaker ``index`` of the corpus with seed ``seed``: one latent, a face and a voice from it.
 
     Latent factors: z0 size (and sex), z1 age, z2 vertical length, z3 energy, z4 hair colour,
-    z5 skin tone. z0-z3 reach both face and voice; z4 and z5 only the face.
+    z5 skin tone. z0-z3 reach both face and voice (``speaker_voice``); z4 and z5 only the face.
     """
     rng = np.random.default_rng([seed, 1, index])
     z = rng.standard_normal(6)
     size, age_z, length, energy, hair_z, skin_z = z
     female = size + 0.35 * rng.standard_normal() < 0
-    age = _sigmoid(1.3 * age_z)
+    age = logistic(1.3 * age_z)
     n = lambda s: float(s * rng.standard_normal())  # noqa: E731  small idiosyncrasies
-    # --- voice
-    pitch_base = 155.0 * math.exp(-0.30 * size + n(0.04))
-    pitch_range = pitch_base * (0.55 + 0.35 * _sigmoid(energy) - 0.2 * age)
-    formant_scale = 100.0 * math.exp(-0.055 * size - 0.04 * length)
-    formants = tuple(float(formant_scale * (1 + n(0.01))) for _ in range(5))
-    voice = VoiceSpec(name=f"s2v{seed % 100000}x{index}", gender="female" if female else "male",
-                      pitch_base=pitch_base, pitch_range=pitch_range, formants=formants,
-                      roughness=int(np.clip(round(5 * age - 1 + n(0.5)), 0, 7)),
-                      breath=int(np.clip(round(4 * age + 2 * female - 1.5 + n(0.7)), 0, 8)))
-    rate = 172.0 * math.exp(0.08 * energy - 0.12 * age + n(0.03))
+    # --- voice (draws from rng first, then the face does)
+    voice, rate = speaker_voice(z, female, rng, name=f"s2v{seed % 100000}x{index}")
     # --- face
-    skin_tone = _sigmoid(1.2 * skin_z)
+    skin_tone = logistic(1.2 * skin_z)
     dark, light = np.array([110, 72, 50]), np.array([246, 208, 182])
     skin = tuple(int(v) for v in dark + (light - dark) * skin_tone)
     lip = tuple(int(v) for v in np.clip(np.array(skin) * [0.85, 0.55, 0.58] + [30, 10, 15] + rng.normal(0, 8, 3), 0, 255))
