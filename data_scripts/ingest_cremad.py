@@ -3,7 +3,8 @@
 
 The folder is a clone of github.com/CheyneyComputerScience/CREMA-D with its VideoFlash/ and
 AudioWAV/ (Git LFS files fetched). The same as ``python -m s2v_lib ingest cremad``; options:
-``--resolution 64``, ``--workers N``, ``--seed 0``. Then ``make course CORPUS=data/cremad``.
+``--resolution 64``, ``--workers N``, ``--seed 0``, ``--detector auto|haar|dlib|mtcnn``.
+Then ``make course CORPUS=data/cremad``.
 """
 import sys
 

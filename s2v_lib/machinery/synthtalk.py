@@ -554,8 +554,9 @@ def ignore_interrupts() -> None:
 
 
 def _pool_context():
-    # fork works from notebooks and unguarded scripts alike; the workers use no torch or
-    # OpenMP, so threads in the parent cannot deadlock them. macOS and Windows spawn.
+    # fork works from notebooks and unguarded scripts alike. SynthTalk's workers use no torch or
+    # OpenMP, so threads in the parent cannot deadlock them; ingestion's may (MTCNN is torch), and
+    # each sets torch to one thread before its first use (ingest._worker_init). macOS and Windows spawn.
     if sys.platform.startswith("linux"):
         return mp.get_context("fork")
     return mp.get_context("spawn")
