@@ -124,7 +124,7 @@ def test_nan_and_clipped_samples_are_noted_and_the_video_made(tmp_path, model):
 
 @pytest.mark.parametrize("case, message", [
     ("empty", "contains no audio samples"), ("10ms", "lasts 10 ms, less than one video frame"),
-    ("garbage", "cannot read"), ("missing", "not found"), ("folder", "is a folder")])
+    ("garbage", "cannot read"), ("missing", "not found"), ("folder", "is a folder"), ("0bytes", "is empty \\(0 bytes\\)")])
 def test_unusable_audio_is_an_error_in_words(tmp_path, model, case, message):
     path = tmp_path / f"{case}.wav"
     if case == "empty":
@@ -135,6 +135,8 @@ def test_unusable_audio_is_an_error_in_words(tmp_path, model, case, message):
         path.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, np.uint8).tobytes())
     elif case == "folder":
         path.mkdir()
+    elif case == "0bytes":
+        path.write_bytes(b"")
     with pytest.raises(AudioError, match=message):
         model.generate(path, tmp_path / "out.mp4", progress=False)
     assert not list(tmp_path.glob("out*.mp4"))

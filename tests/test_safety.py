@@ -206,6 +206,17 @@ def test_a_second_writer_of_one_output_is_refused_and_stale_temporaries_go(tmp_p
     assert out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
 
 
+def test_an_output_folder_that_cannot_be_written_is_named(tmp_path):
+    from s2v_lib.machinery.cli import describe_os_error
+    from s2v_lib.machinery.video import VideoWriter
+
+    out = Path("/proc/s2v-test/v.mp4")  # not writable even for root (chmod does not stop root)
+    with pytest.raises(OSError) as caught:
+        VideoWriter(out, 25, 32, 32, exclusive=True)
+    line = describe_os_error(caught.value)
+    assert line.endswith(f": {out}") and "cannot write in /proc/s2v-test" in line and ".lock" not in line
+
+
 def test_an_interrupt_leaves_no_temporary_file(tmp_path, monkeypatch):
     from s2v_lib.machinery import video
 
@@ -238,3 +249,55 @@ def test_sigterm_ends_the_cli_in_one_line_without_debris(tmp_path, tiny_run):
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1].startswith("interrupted:") and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.wav"]
+
+
+def test_a_failing_notebook_ends_the_course_in_one_line_and_keeps_the_finished_times(tmp_path, monkeypatch, capsys):
+    import json
+
+    import nbformat
+
+    from s2v_lib.machinery import cli, course
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for name, code in (("a.ipynb", "x = 1"), ("b.ipynb", "raise ValueError('the corpus has no pool B')")):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("profile = 'smoke'", metadata=dict(
+            tags=["parameters"])), nbformat.v4.new_code_cell(code)], metadata=dict(
+            kernelspec=dict(name="python3", display_name="Python 3", language="python"),
+            language_info=dict(name="python")))
+        nbformat.write(nb, folder / name)
+    monkeypatch.setattr(course, "NOTEBOOK_DIR", folder)
+    monkeypatch.setattr(course, "NOTEBOOKS", ["a.ipynb", "b.ipynb"])
+    rc = cli.main(["course", "--profile", "smoke", "--run", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    # cell [3] of the executed copy: papermill puts its injected parameters cell after ours
+    assert line.startswith("error: b.ipynb stopped in cell 3: ValueError: the corpus has no pool B")
+    assert str(tmp_path / "run" / "notebooks" / "b.ipynb") in line
+    timings = json.loads((tmp_path / "run" / "course_timings.json").read_text())
+    assert list(timings["seconds"]) == ["a.ipynb"]  # the finished notebook's time survives the failure
+    assert "Kernel is running" not in err  # the kernel's own stderr went to its log
+    assert (tmp_path / "run" / "notebooks" / "a.kernel.log").exists()
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupted_pool_of_workers_ends_in_one_line(tmp_path, how):
+    """Corpus generation's (and ingestion's) workers leave Ctrl-C to the parent, and stop quietly when the pool
+    terminates them with SIGTERM: one line, no traceback per worker."""
+    reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    proc = subprocess.Popen([sys.executable, "-c", reset, sys.executable, "-m", "s2v_lib", "synthtalk", "--out",
+                             str(tmp_path / "corpus"), "--profile", "smoke", "--workers", "2"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((tmp_path / "corpus").glob("clips/*")):
+        time.sleep(0.1)
+    assert list((tmp_path / "corpus").glob("clips/*")), "no clip was ever started"
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole group
+    else:
+        proc.send_signal(signal.SIGTERM)  # what a scheduler does: the parent only
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().splitlines()[-1].startswith("interrupted: synthtalk stopped")

@@ -62,6 +62,8 @@ def open_audio(path, block_s: float = BLOCK_S) -> tuple[int, int, Iterator[np.nd
         raise AudioError(f"audio file not found: {path}")
     if path.is_dir():
         raise AudioError(f"{path} is a folder, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path} is empty (0 bytes): there is no recording in it")
     try:
         handle = sf.SoundFile(str(path))
         sr, channels = handle.samplerate, handle.channels

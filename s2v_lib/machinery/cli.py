@@ -220,8 +220,8 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print(f"interrupted: {args.command} stopped; no partial output was left (run it again to resume or "
-              f"redo)", file=sys.stderr)
+        print(f"interrupted: {args.command} stopped; {INTERRUPTED.get(args.command, INTERRUPTED['generate'])}",
+              file=sys.stderr)
         return 130
     except OSError as exc:
         print(f"error: {describe_os_error(exc)}", file=sys.stderr)
@@ -231,6 +231,16 @@ def main(argv=None) -> int:
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+#: What an interrupt (Ctrl-C, SIGTERM) leaves, by command.
+INTERRUPTED = dict(
+    generate="no partial output was left (run it again to redo)",
+    course="what the finished notebooks trained is kept (checkpoints, course_timings.json): run it again and "
+           "the notebooks load it instead of training it again",
+    ingest="the clips already done are kept: run it again with the same --out to resume",
+    synthtalk="the clips already made are kept: run it again with the same --out to resume",
+)
 
 
 def _terminate(signum, frame):

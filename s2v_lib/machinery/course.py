@@ -45,17 +45,54 @@ def run_course(profile: str = "course", run="runs/course", corpus: str | None = 
         out = run / "notebooks" / name
         print(f"[course] {name}  profile={profile}  ->  {out}", flush=True)
         t0 = time.perf_counter()
-        pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(out.parent), kernel_name="python3",
-                            progress_bar=not log_output, log_output=log_output)
+        try:
+            pm.execute_notebook(str(src), str(out), parameters=params, cwd=str(out.parent), kernel_name="python3",
+                                progress_bar=not log_output, log_output=log_output,
+                                kernel_manager_class=_kernel_manager(out.with_suffix(".kernel.log")))
+        except pm.PapermillExecutionError as exc:  # the error in one line; the executed copy shows the cell
+            raise NotebookFailed(f"{name} stopped in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
+                                 f"(the executed copy, with the cell's output: {out})") from None
         timings[name] = round(time.perf_counter() - t0, 1)
         trust(out)
+        _save_timings(run, profile, timings)  # after each notebook: a crash or Ctrl-C later keeps these
         print(f"[course] {name} done in {timings[name]:.0f} s", flush=True)
+    return timings
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook of the course raised an error: which one, in which cell, and where its executed copy is."""
+
+
+def _save_timings(run: Path, profile: str, timings: dict) -> None:
+    from .runs import atomic_write
+
     path = run / "course_timings.json"
-    old = json.loads(path.read_text()) if path.exists() else {}
+    try:
+        old = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:  # a damaged file from an old run: its times are lost, these are not
+        old = {}
     seconds = dict(old.get("seconds", {})) if old.get("profile") == profile else {}
     seconds.update(timings)  # a notebook re-run alone keeps the others' times
-    path.write_text(json.dumps(dict(profile=profile, seconds=seconds), indent=1))
-    return timings
+    text = json.dumps(dict(profile=profile, seconds=seconds), indent=1).encode()
+    atomic_write(path, lambda f: f.write(text))
+
+
+def _kernel_manager(log: Path):
+    """A kernel manager whose kernel writes its own stderr (start-up warnings, the noise of a kernel
+    stopped by Ctrl-C) to ``log`` instead of the terminal: the course's output stays its progress lines
+    and, on an interrupt or an error, one line. Cell output still reaches the notebook (and the terminal
+    with ``--log-output``)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw["stderr"] = open(log, "ab")  # the kernel process keeps its copy of the descriptor
+            try:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            finally:
+                kw["stderr"].close()
+
+    return QuietKernelManager
 
 
 def trust(path) -> None:

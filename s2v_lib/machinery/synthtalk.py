@@ -549,8 +549,11 @@ def _make_clip(spec: ClipSpec) -> dict:
 
 
 def ignore_interrupts() -> None:
-    """In a worker process: leave Ctrl-C to the parent, which stops the pool and reports it in one line."""
+    """In a worker process: leave Ctrl-C to the parent, which stops the pool and reports it in one line.
+    SIGTERM is the pool's own way to stop its workers: back to the default (a forked worker inherits the
+    CLI's handler, which would turn it into a KeyboardInterrupt and a traceback per worker)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _pool_context():

@@ -43,8 +43,11 @@ def _exclusive(path: Path):
     """Hold ``.<name>.lock`` beside ``path`` for as long as it is written; a second writer is refused."""
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = open(path.with_name(f".{path.name}.lock"), "w")
+    try:  # the user gave the video's path: an error names it, not the lock beside it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path.with_name(f".{path.name}.lock"), "w")
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"{exc.strerror} (cannot write in {path.parent})", str(path)) from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
