@@ -251,12 +251,10 @@ def test_sigterm_ends_the_cli_in_one_line_without_debris(tmp_path, tiny_run):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.wav"]
 
 
-def test_a_failing_notebook_ends_the_course_in_one_line_and_keeps_the_finished_times(tmp_path, monkeypatch, capsys):
+def test_a_failing_notebook_ends_the_course_in_one_line_and_keeps_the_finished_times(tmp_path):
     import json
 
     import nbformat
-
-    from s2v_lib.machinery import cli, course
 
     folder = tmp_path / "notebooks"
     folder.mkdir()
@@ -266,10 +264,13 @@ def test_a_failing_notebook_ends_the_course_in_one_line_and_keeps_the_finished_t
             kernelspec=dict(name="python3", display_name="Python 3", language="python"),
             language_info=dict(name="python")))
         nbformat.write(nb, folder / name)
-    monkeypatch.setattr(course, "NOTEBOOK_DIR", folder)
-    monkeypatch.setattr(course, "NOTEBOOKS", ["a.ipynb", "b.ipynb"])
-    rc = cli.main(["course", "--profile", "smoke", "--run", str(tmp_path / "run")])
-    err = capsys.readouterr().err
+    # in a fresh process: the CLI configures logging for its own process, and papermill logs through it
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from s2v_lib.machinery import cli, course; "
+              f"course.NOTEBOOK_DIR = __import__('pathlib').Path({str(folder)!r}); "
+              f"course.NOTEBOOKS = ['a.ipynb', 'b.ipynb']; "
+              f"sys.exit(cli.main(['course', '--profile', 'smoke', '--run', {str(tmp_path / 'run')!r}]))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    rc, err = done.returncode, done.stderr
     assert rc == 2 and "Traceback" not in err
     line = err.strip().splitlines()[-1]
     # cell [3] of the executed copy: papermill puts its injected parameters cell after ours
