@@ -220,7 +220,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print(f"interrupted: {args.command} stopped; {INTERRUPTED.get(args.command, INTERRUPTED['generate'])}",
+        print(f"interrupted: {args.command} stopped; {INTERRUPTED.get(args.command, 'run it again')}",
               file=sys.stderr)
         return 130
     except OSError as exc:
@@ -240,6 +240,8 @@ INTERRUPTED = dict(
            "the notebooks load it instead of training it again",
     ingest="the clips already done are kept: run it again with the same --out to resume",
     synthtalk="the clips already made are kept: run it again with the same --out to resume",
+    bundle="no partial bundle was left (run it again)",
+    restore="each file restored so far is whole: run it again to restore the rest",
 )
 
 
