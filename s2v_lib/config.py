@@ -325,7 +325,7 @@ PROFILES: dict[str, dict] = {
     # visibly working (docs/workshop.md); the claims need the course profile's data and budgets
     "workshop": dict(corpus=dict(n_speakers=16, clips_per_speaker=24, n_sentences=40),
                      teachers=dict(steps=1200, identity_steps=500), students=dict(steps=600),
-                     sync=dict(steps=500), gan=dict(steps=600, baseline_steps=400, ablation_steps=120),
+                     sync=dict(steps=500), gan=dict(steps=400, baseline_steps=300, ablation_steps=60),
                      landmarks=dict(steps=800), evaluation=dict(unseen_clips=30, bootstrap=500, rating_pairs=8)),
     # the course: minutes on a 2-core laptop, enough data for the proofs to be clear
     # (20 more unseen speakers, 6 clips each: the unseen-speaker measures need more than pool C's 5)
