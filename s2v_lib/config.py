@@ -326,7 +326,7 @@ PROFILES: dict[str, dict] = {
     "workshop": dict(corpus=dict(n_speakers=16, clips_per_speaker=24, n_sentences=40),
                      teachers=dict(steps=900, identity_steps=400), students=dict(steps=500),
                      sync=dict(steps=300), gan=dict(steps=350, baseline_steps=200, ablation_steps=30),
-                     landmarks=dict(steps=600), evaluation=dict(unseen_clips=24, bootstrap=500, rating_pairs=8)),
+                     landmarks=dict(steps=800), evaluation=dict(unseen_clips=24, bootstrap=500, rating_pairs=8)),
     # the course: minutes on a 2-core laptop, enough data for the proofs to be clear
     # (20 more unseen speakers, 6 clips each: the unseen-speaker measures need more than pool C's 5)
     "course": dict(corpus=dict(n_speakers=24, clips_per_speaker=36, n_sentences=40, unseen_speakers=20),
