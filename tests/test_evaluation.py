@@ -230,6 +230,34 @@ def test_summary_table_metrics_and_claims(judged):
     assert d["difference"] == pytest.approx(d["mean_a"] - d["mean_b"])
 
 
+def test_own_face_tells_a_face_of_the_right_speaker_from_one_of_anybody(judged):
+    _, _, ev = judged
+    assert ev.identity["speech2video"].shape == (8, ev.identity["real"].shape[1])
+    assert np.allclose(ev.identity["speech2video"], ev.identity["real"], atol=1e-5)  # it replays the real clips
+    found = E.own_face(ev, "speech2video", n_boot=100)
+    assert found["speakers"] == 2 and found["clips"] == 8 and found["chance"] == 0.5
+
+    # known cases: 12 speakers x 3 clips, each speaker a direction; the real clips scatter around it
+    rng = np.random.default_rng(0)
+    n, per, dim = 12, 3, 32
+    speakers = np.repeat([f"s{i}" for i in range(n)], per)
+    centre = rng.normal(size=(n, dim))
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    real = unit(np.repeat(centre, per, 0) + 0.5 * rng.normal(size=(n * per, dim)))
+    scores = pd.DataFrame(dict(system=["real"] * (n * per), clip=[f"c{k}" for k in range(n * per)], speaker=speakers))
+    systems = {"right": unit(np.repeat(centre, per, 0) + 0.5 * rng.normal(size=(n * per, dim))),  # its speaker's face
+               "anybody": unit(rng.normal(size=(n * per, dim))),                                   # a face of nobody
+               "wrong": unit(np.roll(np.repeat(centre, per, 0), per, 0))}                           # the next speaker's
+    ev = E.Evaluation("toy", scores, {}, dict(real=real, **systems))
+    right, anybody, wrong = (E.own_face(ev, s, n_boot=200) for s in systems)
+    assert right["holds"] and right["p_value"] < 1e-3 and right["low"] > 0 and right["top1"] == 1.0
+    assert right["own"] > right["others"] and right["chance"] == pytest.approx(1 / 12)
+    assert not anybody["holds"] and abs(anybody["difference"]) < 0.1 and anybody["top1"] < 0.5
+    assert not wrong["holds"] and wrong["difference"] < 0 and wrong["top1"] == 0.0
+    with pytest.raises(ValueError, match="no identity vectors"):
+        E.own_face(E.Evaluation("old", scores, {}), "right")
+
+
 def test_emotion_swap_reports_what_the_teacher_reads(judged):
     data, judges, _ = judged
     swap = E.emotion_swap(_Replay(data.frames), data, judges, progress=False)

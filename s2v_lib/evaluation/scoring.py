@@ -103,6 +103,8 @@ class Evaluation:
     name: str
     scores: pd.DataFrame     # one row per (system, clip)
     features: dict           # system -> list of (T, D) per clip, in clip order
+    identity: dict = dataclasses.field(default_factory=dict)  # system -> (clips, D): the identity judge's unit
+    #                                                            vector of each clip (what CSIM compares)
 
     @property
     def systems(self) -> list:
@@ -118,21 +120,23 @@ def evaluate_systems(generators: dict, data, judges: Judges, name: str = "observ
     """
     if data.meta is None:
         raise ValueError("evaluation needs clips with their metadata (train.GANData.from_run)")
-    rows, features = [], {s: [] for s in ["real", *generators]}
+    rows, features, identity = [], {s: [] for s in ["real", *generators]}, {s: [] for s in ["real", *generators]}
     for k in progress_bar(range(len(data.frames)), progress, desc=f"evaluating {name}", unit="clip"):
         meta = data.meta.iloc[k]
         real, mel = np.asarray(data.frames[k]), data.mel[k]
         real_seen = judges.look(real, mel)
         features["real"].append(real_seen["features"])
+        identity["real"].append(real_seen["identity"])
         rows.append(dict(system="real", clip=meta["clip"], speaker=meta.speaker, emotion=meta.emotion,
                          **score_clip(real_seen, None, None, None, meta.emotion, judges.fps)))
         for system, g in generators.items():
             fake = generate_clip(g, data, k, seed)
             seen = judges.look(fake, mel)
             features[system].append(seen["features"])
+            identity[system].append(seen["identity"])
             rows.append(dict(system=system, clip=meta["clip"], speaker=meta.speaker, emotion=meta.emotion,
                              **score_clip(seen, real_seen, fake, real, meta.emotion, judges.fps)))
-    return Evaluation(name, pd.DataFrame(rows), features)
+    return Evaluation(name, pd.DataFrame(rows), features, {k: np.stack(v) for k, v in identity.items() if v})
 
 
 def emotion_swap(generator, data, judges: Judges, seed: int = 0, progress: bool = True) -> pd.DataFrame:
@@ -252,6 +256,52 @@ def paired(ev: Evaluation, metric: str, a: str, b: str, n_boot: int = 1000, seed
     p = float(wilcoxon(d).pvalue) if len(d) and np.any(d != 0) else 1.0
     return dict(metric=metric, a=a, b=b, mean_a=float(np.nanmean(x)), mean_b=float(np.nanmean(y)), difference=est,
                 low=lo, high=hi, p_value=p, clips=len(d))
+
+
+def own_face(ev: Evaluation, system: str = "speech2video", n_boot: int = 1000, seed: int = 0,
+             alpha: float = 0.01) -> dict:
+    r"""Is a generated face closer to its speaker's real face than to other speakers'? (unseen speakers)
+
+    For each generated clip :math:`k` of speaker :math:`s`, with :math:`g_k` the identity judge's unit
+    vector of the generated clip and :math:`r_j` that of real clip :math:`j`:
+    :math:`\Delta_k = \operatorname{mean}_{j \ne k,\, s_j = s} g_k \cdot r_j - \operatorname{mean}_{s_j \ne s} g_k \cdot r_j`
+    (the speaker's *other* real clips, so that the clip's own pose and expression do not count). The
+    clips of one speaker are not independent: the test is over speakers, the mean :math:`\Delta` of
+    each, by a one-sided Wilcoxon signed-rank test (``holds``: mean above 0 with p < ``alpha``), with a
+    bootstrap interval (95 %) over speakers. ``top1``: the fraction of speakers whose generated clips
+    are, on average, nearest to their own real clips among all speakers' (chance ``1 / speakers``).
+    Speakers with a single clip are left out (they have no other real clip).
+    """
+    from scipy.stats import wilcoxon
+
+    if system not in ev.identity or "real" not in ev.identity:
+        raise ValueError(f"no identity vectors of {system!r} in this evaluation (scoring.evaluate_systems keeps them)")
+    speakers = ev.scores[ev.scores.system == "real"].speaker.to_numpy()
+    g, r = ev.identity[system].astype(np.float64), ev.identity["real"].astype(np.float64)
+    cos = g @ r.T  # generated clip k against real clip j
+    names = [n for n in dict.fromkeys(speakers) if (speakers == n).sum() > 1]
+    if len(names) < 2:
+        return dict(system=system, speakers=len(names), clips=0, difference=np.nan, low=np.nan, high=np.nan,
+                    p_value=np.nan, own=np.nan, others=np.nan, top1=np.nan, chance=np.nan, holds=False)
+    per_speaker, own_all, others_all, nearest = [], [], [], []
+    for name in names:
+        ks = np.flatnonzero(speakers == name)
+        own = [cos[k, ks[ks != k]].mean() for k in ks]
+        others = [cos[k, speakers != name].mean() for k in ks]
+        per_speaker.append(np.mean(own) - np.mean(others))
+        own_all += own
+        others_all += others
+        # mean cosine of this speaker's generated clips to each speaker's real clips (own: the other clips)
+        to = {n: np.mean([cos[k, np.flatnonzero((speakers == n) & (np.arange(len(speakers)) != k))].mean()
+                          for k in ks]) for n in names}
+        nearest.append(max(to, key=to.get) == name)
+    d = np.asarray(per_speaker)
+    est, lo, hi = metrics.bootstrap_ci(d, n_boot, seed, 0.95)
+    p = float(wilcoxon(d, alternative="greater").pvalue) if np.any(d != 0) else 1.0
+    return dict(system=system, speakers=len(names), clips=int(sum((speakers == n).sum() for n in names)),
+                difference=est, low=lo, high=hi, p_value=p, own=float(np.mean(own_all)),
+                others=float(np.mean(others_all)), top1=float(np.mean(nearest)), chance=1.0 / len(names),
+                holds=bool(est > 0 and p < alpha))
 
 
 def emotion_chance(ev: Evaluation) -> float:
