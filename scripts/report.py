@@ -95,6 +95,8 @@ def number(value, decimals: int = 3) -> str:
         return "-" if value is None else value
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if decimals == "g":  # a p-value: two significant digits
+        return f"{value:.2g}"
     return f"{value:,.{decimals}f}"
 
 
@@ -151,6 +153,9 @@ HEADLINE = [
     ("speech2video CSIM / baseline CSIM, observed", ("evaluation.systems.speech2video.csim",
                                                     "evaluation.systems.static_image_baseline.csim"), 3),
     ("speech2video CSIM, unseen speakers", "evaluation.unseen.speech2video.csim", 3),
+    ("unseen speakers: generated face's cosine to its own speaker minus to others' (speakers)",
+     "evaluation.unseen_face.speech2video.difference", 3),
+    ("... its one-sided Wilcoxon p over speakers", "evaluation.unseen_face.speech2video.p_value", "g"),
 ]
 
 
@@ -172,6 +177,54 @@ def headline_lines(runs: list) -> list:
         return []
     header = ["figure", "measured" + (f" (spread over {len(runs)} runs)" if len(runs) > 1 else "")]
     return ["### Headline figures", ""] + table(header, rows)
+
+
+def _claim_figure(m: dict, key: str, claim: str) -> str:
+    """One claim's deciding figure in a few words, from the numbers notebook 05 recorded."""
+    found = [c for c in get(m, f"evaluation.claims.{key}") or [] if str(c.get("claim", "")).startswith(claim)]
+    if not found:
+        return "-"
+    c, n = found[0], found[0].get("numbers") or {}
+    word = "holds" if c.get("holds") else ("not shown" if c.get("holds") is False else "not measured")
+    try:
+        figure = _deciding(n, claim)
+    except (TypeError, KeyError, ZeroDivisionError):  # a figure recorded as null (not measured)
+        figure = ""
+    return f"{word}: {figure}" if figure else word
+
+
+def _deciding(n: dict, claim: str) -> str:
+    """The figure that decides ``claim`` ("1" to "4"), from its recorded ``numbers``; "" when it has none."""
+    if claim == "1" and n.get("real"):
+        return f"{n['accuracy']:.2f}, {n['accuracy'] / n['real']:.2f} of real; p = {n['p_value']:.2g}"
+    if claim == "2" and n.get("real_head_motion"):
+        return (f"blinks {n['blinks_per_s']:.2f}/s (real {n['real_blinks_per_s']:.2f}); head motion "
+                f"{n['head_motion'] / n['real_head_motion']:.0%} of real")
+    if claim == "3" and n.get("comparisons"):
+        return f"{sum(bool(x.get('equivalent')) for x in n['comparisons'])} of {len(n['comparisons'])} metrics"
+    if claim == "4" and "accuracy_a" in n:
+        return f"{n['accuracy_a']:.2f} vs {n['accuracy_b']:.2f}; McNemar p = {n['p_value']:.2g}"
+    return ""
+
+
+def claims_over_runs(runs: list) -> list:
+    """With several runs: each claim's verdict and deciding figure in each run, side by side."""
+    if len(runs) < 2 or not any(get(r["metrics"], "evaluation.claims") for r in runs):
+        return []
+    names = [f"{r['path'].name} (seed {r['provenance']['seed']})" for r in runs]
+    rows = []
+    for key in ("observed", "unseen"):
+        for claim, label in (("1", "1. emotion from speech alone"), ("2", "2. spontaneous motion"),
+                             ("3", "3. indistinguishable from the baseline"), ("4", "4. better than no_emotion")):
+            cells = [_claim_figure(r["metrics"], key, claim) for r in runs]
+            if any(c != "-" for c in cells):
+                rows.append([f"{label}, {key}"] + cells)
+    faces = [get(r["metrics"], "evaluation.unseen_face.speech2video") for r in runs]
+    if any(faces):
+        rows.append(["unseen speakers: the face is the speaker's"] + [
+            "-" if not f else (f"{'holds' if f.get('holds') else 'not shown'}: {number(f.get('difference'), 3)}, "
+                               f"p = {number(f.get('p_value'), 'g')}") for f in faces])
+    return ["### The claims in each run", ""] + table(["claim"] + names, rows)
 
 
 def data_lines(m: dict) -> list:
@@ -290,7 +343,7 @@ def timing_lines(timings: dict) -> list:
 def render(runs: list) -> str:
     """The markdown block (without the markers) for ``runs`` (the first one's tables, the headline's spread)."""
     m = runs[0]["metrics"]
-    parts = [provenance_lines(runs), headline_lines(runs), data_lines(m), students_lines(m), gan_lines(m),
+    parts = [provenance_lines(runs), headline_lines(runs), claims_over_runs(runs), data_lines(m), students_lines(m), gan_lines(m),
              evaluation_lines(m), inference_lines(m), timing_lines(runs[0]["timings"])]
     missing = [s for s in ("data", "teachers", "distillation", "gan", "evaluation", "inference") if s not in m]
     if missing:

@@ -131,6 +131,28 @@ def test_a_recorded_machine_wins_and_several_runs_give_the_spread(tmp_path):
     assert "| speech2video SSIM / baseline SSIM, observed | 0.741 (0.741 to 0.741) / 0.804 (0.804 to 0.804) |" in out
 
 
+def test_several_runs_set_each_claims_verdict_and_figure_side_by_side(tmp_path):
+    def with_claims(holds, accuracy, p_face):
+        m = smoke_metrics(emotion_acc=accuracy)
+        m["evaluation"]["claims"]["observed"][0] = dict(
+            claim="1. emotion from speech alone", holds=holds, verdict="...",
+            numbers=dict(accuracy=accuracy, real=0.9, p_value=1e-5 if holds else 0.2, chance=0.3))
+        m["evaluation"]["claims"]["observed"][1]["numbers"] = dict(blinks_per_s=None, real_head_motion=None)
+        m["evaluation"]["unseen_face"] = {"speech2video": dict(difference=0.05, p_value=p_face, holds=p_face < 0.01)}
+        return m
+
+    first = make_run(tmp_path / "seed0", with_claims(True, 0.72, 3e-6), seed=0)
+    second = make_run(tmp_path / "seed1", with_claims(False, 0.36, 0.2), seed=1)
+    out = run_report(first, second, "--stdout").stdout
+    assert "| claim | seed0 (seed 0) | seed1 (seed 1) |" in out
+    assert ("| 1. emotion from speech alone, observed | holds: 0.72, 0.80 of real; p = 1e-05 | "
+            "not shown: 0.36, 0.40 of real; p = 0.2 |") in out
+    assert "| 2. spontaneous motion, observed | not shown | not shown |" in out  # nulls: the verdict alone
+    assert "| unseen speakers: the face is the speaker's | holds: 0.050, p = 3e-06 | not shown: 0.050, p = 0.2 |" in out
+    assert "| ... its one-sided Wilcoxon p over speakers | 3e-06 (3e-06 to 0.2) |" in out
+    assert "The claims in each run" not in run_report(first, "--stdout").stdout  # one run: its tables say it
+
+
 def test_a_partial_run_says_what_is_missing_and_errors_name_the_fix(tmp_path):
     run = make_run(tmp_path / "partial", {"data": smoke_metrics()["data"]})
     done = run_report(run, "--stdout")
