@@ -343,8 +343,8 @@ def timing_lines(timings: dict) -> list:
 def render(runs: list) -> str:
     """The markdown block (without the markers) for ``runs`` (the first one's tables, the headline's spread)."""
     m = runs[0]["metrics"]
-    parts = [provenance_lines(runs), headline_lines(runs), claims_over_runs(runs), data_lines(m), students_lines(m), gan_lines(m),
-             evaluation_lines(m), inference_lines(m), timing_lines(runs[0]["timings"])]
+    parts = [provenance_lines(runs), headline_lines(runs), claims_over_runs(runs), data_lines(m), students_lines(m),
+             gan_lines(m), evaluation_lines(m), inference_lines(m), timing_lines(runs[0]["timings"])]
     missing = [s for s in ("data", "teachers", "distillation", "gan", "evaluation", "inference") if s not in m]
     if missing:
         parts.append([f"Not in this run's metrics.json yet: {', '.join(missing)} (run those notebooks)."])
