@@ -322,10 +322,10 @@ PROFILES: dict[str, dict] = {
                   sync=dict(steps=40), gan=dict(steps=30, baseline_steps=20, ablation_steps=8, batch_size=4),
                   landmarks=dict(steps=60), evaluation=dict(unseen_clips=12, bootstrap=200, rating_pairs=4)),
     # a 3-hour workshop on 2-core laptops: all six notebooks in about a quarter of an hour, every stage
-    # visibly working (15 min 10 s measured: docs/workshop.md); the claims need the course profile's data and budgets
+    # visibly working (timed: docs/workshop.md); the claims need the course profile's data and budgets
     "workshop": dict(corpus=dict(n_speakers=16, clips_per_speaker=24, n_sentences=40),
-                     teachers=dict(steps=900, identity_steps=400), students=dict(steps=500),
-                     sync=dict(steps=300), gan=dict(steps=350, baseline_steps=200, ablation_steps=30),
+                     teachers=dict(steps=900, identity_steps=400), students=dict(steps=400),
+                     sync=dict(steps=300), gan=dict(steps=350, baseline_steps=150, ablation_steps=30),
                      landmarks=dict(steps=800), evaluation=dict(unseen_clips=24, bootstrap=500, rating_pairs=8)),
     # the course: minutes on a 2-core laptop, enough data for the proofs to be clear
     # (20 more unseen speakers, 6 clips each: the unseen-speaker measures need more than pool C's 5)
