@@ -289,11 +289,39 @@ def gan_lines(m: dict) -> list:
                           "L1 on held-out sentences"], rows)
 
 
+def judges_lines(e: dict) -> list:
+    """What notebook 05's judges were checked to do before they judged (landmarks, emotion, identity)."""
+    lines = []
+    lm, fit = e.get("landmark_regressor"), e.get("landmark_judge", {})
+    if lm:
+        lines.append(f"Landmark judge ({fit.get('source', '?')}; fit to judge: {'yes' if fit.get('fit') else 'no'}) "
+                     f"on {number(lm.get('frames'), 0)} real held-out frames: mean error "
+                     f"{number(lm.get('error_px'), 2)} px (mouth {number(lm.get('mouth_error_px'), 2)} px, NME "
+                     f"{number(lm.get('nme'))}) against {number(lm.get('mean_shape_error_px'), 2)} px for the mean "
+                     f"face; blinks {number(lm.get('blinks_found'), 2)}/s found where the true landmarks give "
+                     f"{number(lm.get('blinks_true'), 2)}/s, head motion {number(lm.get('head_motion_found'), 4)} "
+                     f"where they give {number(lm.get('head_motion_true'), 4)} px²/frame.")
+    elif fit:
+        lines.append(f"Landmark judge: {fit.get('source', '?')}, fit to judge: {'yes' if fit.get('fit') else 'no'} "
+                     f"({fit.get('reason', '')}).")
+    j = e.get("judges")
+    if j:
+        lines.append(f"Emotion and identity judges (teachers trained again with seed {j.get('seed', '?')}, networks "
+                     f"the GAN never trained against): on real pool B frames the emotion judge reads "
+                     f"{number(j.get('emotion_accuracy'))} of frames and the identity judge has an EER of "
+                     f"{number(j.get('identity_eer'))}.")
+    swap = e.get("emotion_swap")
+    if swap:
+        lines.append(f"Emotion swap: speech2video fed another clip's emotion embedding shows that clip's emotion in "
+                     f"{number(swap.get('follows'), 2)} of clips and the speech's own in {number(swap.get('own'), 2)}.")
+    return [" ".join(lines), ""] if lines else []
+
+
 def evaluation_lines(m: dict) -> list:
     e = m.get("evaluation")
     if not e:
         return []
-    lines = []
+    lines = judges_lines(e)
     clips = e.get("clips", {})
     for key, title in (("systems", "Observed speakers"), ("unseen", "Unseen speakers")):
         systems = e.get(key)
