@@ -97,12 +97,25 @@ def test_losses_on_known_cases():
     cheek_err = real.clone()
     cheek_err[..., 20, 5] += 0.5
     assert D.reconstruction_loss(mouth_err, real) > 3 * D.reconstruction_loss(cheek_err, real)
+    eye_err = real.clone()
+    eye_err[..., 28, 24] += 0.5                      # the eye on the image's left (SynthTalk: rows 24-31)
+    assert D.reconstruction_loss(eye_err, real, eye_weight=0.0) == 0      # blinks are the adversaries' to teach
+    assert D.reconstruction_loss(eye_err, real, eye_weight=1.0) == pytest.approx(
+        D.reconstruction_loss(cheek_err, real, eye_weight=1.0))
+    w = D.pixel_weights(64, mouth_weight=4.0, eye_weight=0.0)
+    assert float(w.mean()) == pytest.approx(1.0) and float(w[28, 24]) == 0 and float(w[45, 32] / w[20, 5]) == 4
     assert D.d_hinge_loss(torch.full((4,), 2.0), torch.full((4,), -2.0)) == 0
     assert D.g_hinge_loss(torch.tensor([1.0, 3.0])) == -2
     teacher = teachers.EmotionTeacher(width=8).eval()
     frames = torch.rand(4, 3, 64, 64)
     probs = torch.softmax(teacher(frames)[0], -1).detach()
-    assert D.emotion_expert_loss(teacher, frames, probs) <= D.emotion_expert_loss(teacher, frames, torch.eye(6)[[0, 1, 2, 3]]) + 1e-6
+    # -sum q log p is linear in q: over one-hot targets it is least at p's top class, most at its bottom one,
+    # and the teacher's own distribution (its entropy) lies between
+    likeliest, unlikeliest = torch.eye(6)[probs.argmax(1)], torch.eye(6)[probs.argmin(1)]
+    own = D.emotion_expert_loss(teacher, frames, probs)
+    assert D.emotion_expert_loss(teacher, frames, likeliest) <= own + 1e-6
+    assert own <= D.emotion_expert_loss(teacher, frames, unlikeliest) + 1e-6
+    assert float(own.detach()) == pytest.approx(float(-(probs * probs.log()).sum(1).mean()), rel=1e-4)
     ident = teachers.IdentityTeacher(width=8).eval()
     assert D.identity_expert_loss(ident, frames, ident(frames).detach()) < 1e-5
 
