@@ -275,7 +275,6 @@ class GANConfig:
     w_adv_sequence: float = 0.5
     w_l1: float = 10.0
     mouth_weight: float = 4.0
-    eye_weight: float = 0.0       # L1 weight of the eyes: when they blink, speech cannot say, so the adversaries decide
     w_sync: float = 0.3
     w_emotion: float = 0.2
     w_identity: float = 0.5

@@ -4,18 +4,14 @@
   Conditioned on the identity embedding by projection (Miyato & Koyama 2018):
   D(x, y) = psi(phi(x)) + <embed(y), phi(x)>.
 * ``SequenceDiscriminator``: is this window of frames real motion (blinks, head motion,
-  expression dynamics) for this emotion? Frames encoded one by one, then a temporal CNN over
-  each frame's features, their change, and how much that change varies across the batch
-  (minibatch standard deviation: a batch with no blink in it is too alike); projection on the
-  emotion embedding.
+  expression dynamics) for this emotion? Frames encoded one by one, then a temporal CNN;
+  projection on the emotion embedding.
 * sync: the frozen sync expert (``s2v_lib.gan.sync``) scores mouth against sound (``sync_expert_loss``).
 * emotion: the frozen emotion teacher judges generated frames against the emotion the speech
   implies (``emotion_expert_loss``).
 
 Losses are functions with their equations: hinge adversarial losses, L1 reconstruction with
-extra weight on the mouth and none on the eyes (when a blink comes speech cannot tell, and an L1
-would teach open eyes always; Vougioukas et al., IJCV 2019, apply their L1 to the lower half of
-the face only), identity through the identity teacher.
+extra weight on the mouth, identity through the identity teacher.
 """
 from __future__ import annotations
 
@@ -68,7 +64,7 @@ class SequenceDiscriminator(nn.Module):
                  width: int = GANConfig.d_width, feature_dim: int = 128):
         super().__init__()
         self.encode = _FrameEncoder(resolution, width, feature_dim)
-        self.temporal = nn.Sequential(spectral_norm(nn.Conv1d(2 * feature_dim + 1, feature_dim, 3, padding=1)),
+        self.temporal = nn.Sequential(spectral_norm(nn.Conv1d(2 * feature_dim, feature_dim, 3, padding=1)),
                                       nn.LeakyReLU(0.2),
                                       spectral_norm(nn.Conv1d(feature_dim, feature_dim, 3, padding=1)),
                                       nn.LeakyReLU(0.2))
@@ -78,11 +74,7 @@ class SequenceDiscriminator(nn.Module):
     def forward(self, video: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
         b, t = video.shape[:2]
         h = self.encode(video.reshape(b * t, *video.shape[2:])).view(b, t, -1)
-        change = h - torch.roll(h, 1, dims=1)
-        # how much the windows of the batch differ in their motion at each frame (minibatch standard deviation,
-        # Karras et al. 2018): a generator whose windows never blink differs less than real windows do
-        spread = change.std(0, unbiased=False).mean(-1)[None, :, None].expand(b, t, 1)
-        motion = torch.cat([h, change, spread], -1)  # what a frame looks like, how it changed, how varied that is
+        motion = torch.cat([h, h - torch.roll(h, 1, dims=1)], -1)  # what a frame looks like and how it changed
         g = self.temporal(motion.transpose(1, 2)).mean(2)
         return self.score(g)[:, 0] + (self.embed(emotion) * g).sum(1)
 
@@ -98,24 +90,19 @@ def g_hinge_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return -fake_scores.mean()
 
 
-def pixel_weights(resolution: int, mouth_weight: float = GANConfig.mouth_weight,
-                  eye_weight: float = GANConfig.eye_weight, device=None) -> torch.Tensor:
-    """(R, R) pixel weights of the L1: 1 everywhere, ``mouth_weight`` on the mouth (rows 60-90 %, columns
-    25-75 %), ``eye_weight`` on the eyes (rows 33-50 %, columns 20-80 %), normalised to mean 1."""
+def mouth_weights(resolution: int, weight: float = GANConfig.mouth_weight, device=None) -> torch.Tensor:
+    """(R, R) pixel weights: 1 everywhere, ``weight`` on the mouth (rows 60-90 %, columns 25-75 %)."""
     w = torch.ones(resolution, resolution, device=device)
-    w[int(0.6 * resolution):int(0.9 * resolution), int(0.25 * resolution):int(0.75 * resolution)] = mouth_weight
-    w[int(0.33 * resolution):int(0.5 * resolution), int(0.2 * resolution):int(0.8 * resolution)] = eye_weight
+    w[int(0.6 * resolution):int(0.9 * resolution), int(0.25 * resolution):int(0.75 * resolution)] = weight
     return w / w.mean()
 
 
-def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor, mouth_weight: float = GANConfig.mouth_weight,
-                        eye_weight: float = GANConfig.eye_weight) -> torch.Tensor:
-    """L1 between generated and real frames (..., 3, R, R), the mouth weighted ``mouth_weight`` times, the eyes
-    ``eye_weight`` times.
+def reconstruction_loss(fake: torch.Tensor, real: torch.Tensor, mouth_weight: float = GANConfig.mouth_weight) -> torch.Tensor:
+    """L1 between generated and real frames (..., 3, R, R), the mouth region weighted ``mouth_weight`` times.
 
     L = mean(w * |fake - real|), with the weights w normalised to mean 1.
     """
-    w = pixel_weights(fake.shape[-1], mouth_weight, eye_weight, fake.device)
+    w = mouth_weights(fake.shape[-1], mouth_weight, fake.device)
     return (w * (fake - real).abs()).mean()
 
 

@@ -301,7 +301,7 @@ class GANTrainer:
         frames = fake.flatten(0, 1)
         cond_f = b["cond"].repeat_interleave(t, 0)
         parts = dict(adv_frame=discriminators.g_hinge_loss(self.Df(frames, cond_f).float()),
-                     l1=discriminators.reconstruction_loss(fake, real, cfg.mouth_weight, cfg.eye_weight))
+                     l1=discriminators.reconstruction_loss(fake, real, cfg.mouth_weight))
         if cfg.use_sequence:
             parts["adv_sequence"] = discriminators.g_hinge_loss(self.Ds(fake, b["emotion"]).float())
         if cfg.use_sync and "sync" in self.experts:
